@@ -1,0 +1,158 @@
+"""``SpecMemoryFile``: the specification behind the seed's method names.
+
+A mutable handle on a :class:`State` whose methods apply the pure
+transitions, so that code written against ``impl.MemoryFile`` runs against
+the specification unchanged. Nothing runs in the background: the reclaimer
+and the eviction goroutines advance only when :meth:`reclaim` or
+:meth:`run_evictions` (or :meth:`wait_for_evictions`) is called, and the
+clock of ``update_usage`` is an argument.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable
+
+from spec import allocator, eviction, reclaimer, usage
+from spec.rangemap import RangeSet
+from spec.state import Observation, ReclaimerStep, SeedDefects, State, observe
+from spec.vocabulary import (
+    AccessType,
+    EvictableMemoryUser,
+    EvictableRange,
+    FileRange,
+    FillResult,
+    MemoryFileOpts,
+    MemoryKind,
+    Reader,
+)
+
+
+class SpecMemoryFile:
+    """The executable specification of ``pgalloc.MemoryFile``, one call at a time.
+
+    ``punch_error``, if set, makes every ``fallocate(PUNCH_HOLE)`` fail with that
+    errno (the reclaimer then zeroes by hand; ``decommit`` raises it).
+    """
+
+    def __init__(
+        self,
+        opts: MemoryFileOpts = MemoryFileOpts(),
+        *,
+        defects: SeedDefects = SeedDefects(),
+        punch_error: int | None = None,
+    ) -> None:
+        self.state: State = allocator.new_memory_file(opts, defects)
+        self.punch_error = punch_error
+
+    # --- The seed's methods ------------------------------------------------------
+
+    def allocate(self, length: int, kind: MemoryKind) -> FileRange:
+        self.state, fr = allocator.allocate(self.state, length, kind)
+        return fr
+
+    def allocate_and_fill(self, length: int, kind: MemoryKind, reader: Reader) -> FillResult:
+        self.state, result = allocator.allocate_and_fill(self.state, length, kind, reader)
+        return result
+
+    def decommit(self, fr: FileRange) -> None:
+        self.state = allocator.decommit(self.state, fr, self.punch_error)
+
+    def inc_ref(self, fr: FileRange) -> None:
+        self.state = allocator.inc_ref(self.state, fr)
+
+    def dec_ref(self, fr: FileRange) -> None:
+        self.state = allocator.dec_ref(self.state, fr)
+
+    def map_internal(self, fr: FileRange, at: AccessType) -> tuple[FileRange, ...]:
+        """The blocks of the mapping, as file ranges (one per chunk)."""
+        self.state, blocks = allocator.map_internal(self.state, fr, at)
+        return blocks
+
+    def mark_evictable(self, user: Hashable, er: EvictableRange) -> None:
+        self.state = eviction.mark_evictable(self.state, user, er)
+
+    def mark_unevictable(self, user: Hashable, er: EvictableRange) -> None:
+        self.state = eviction.mark_unevictable(self.state, user, er)
+
+    def mark_all_unevictable(self, user: Hashable) -> None:
+        self.state = eviction.mark_all_unevictable(self.state, user)
+
+    def should_cache_evictable(self) -> bool:
+        return allocator.should_cache_evictable(self.state)
+
+    def start_evictions(self) -> None:
+        self.state, _ = eviction.start_evictions(self.state)
+
+    def wait_for_evictions(self) -> None:
+        """Runs every eviction goroutine to its end (nothing else would)."""
+        self.run_evictions()
+
+    def update_usage(self, now: int, committed: RangeSet | None = None) -> None:
+        """``now``: the clock in ns; ``committed``: what the host says, if not the host model."""
+        self.state = usage.update_usage(self.state, now, committed)
+
+    def total_usage(self) -> int:
+        return allocator.total_usage(self.state)
+
+    def total_size(self) -> int:
+        return allocator.total_size(self.state)
+
+    def destroy(self) -> None:
+        """Destroy, then let the reclaimer and the eviction goroutines finish."""
+        self.state = allocator.destroy(self.state)
+        self.run_evictions()
+        while reclaimer.reclaimer_runnable(self.state):
+            self.state = reclaimer.reclaimer_step(self.state, self.punch_error)
+
+    def __str__(self) -> str:
+        return allocator.describe(self.state)
+
+    # --- Access through mappings --------------------------------------------------
+
+    def read(self, fr: FileRange) -> bytes:
+        """Read ``fr`` through the file's mappings (``map_internal`` it first)."""
+        self.state, data = allocator.read_mapped(self.state, fr)
+        return data
+
+    def write(self, offset: int, data: bytes) -> None:
+        """Write ``data`` at ``offset`` through the file's mappings."""
+        self.state = allocator.write_mapped(self.state, offset, data)
+
+    # --- Driving the background work ----------------------------------------------
+
+    def reclaim(self) -> list[FileRange]:
+        """Run the reclaimer until it waits; the ranges it reclaimed, in order."""
+        reclaimed = []
+        while reclaimer.reclaimer_runnable(self.state) and not self.state.destroyed:
+            self.state = reclaimer.reclaimer_step(self.state, self.punch_error)
+            taken = self.state.reclaimer
+            if taken.step is ReclaimerStep.MARKING_DECOMMITTED and taken.range is not None:
+                reclaimed.append(taken.range)
+        return reclaimed
+
+    def run_evictions(self) -> list[tuple[Hashable, EvictableRange]]:
+        """Run every eviction goroutine to its end, user by user in registration order.
+
+        Each range is passed to ``user.evict`` if the user has that method (it
+        may call back into this file); all are returned in delivery order.
+        """
+        delivered = []
+        while users := eviction.evicting_users(self.state):
+            user = users[0]
+            self.state = eviction.take_eviction(self.state, user)
+            info = next((i for u, i in self.state.evictable if u == user), None)
+            if info is None or info.in_flight is None:
+                continue
+            self.state, er = eviction.deliver_eviction(self.state, user)
+            delivered.append((user, er))
+            if isinstance(user, EvictableMemoryUser):
+                user.evict(er)
+        return delivered
+
+    def memcg_pressure(self) -> bool:
+        """Deliver a memory-cgroup pressure notification; whether evictions started."""
+        self.state, started = eviction.memcg_pressure(self.state)
+        return started
+
+    def observation(self, label: Callable[[Hashable], str] = str) -> Observation:
+        return observe(self.state, label)

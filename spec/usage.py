@@ -1,0 +1,174 @@
+"""update_usage: learning from the host which pages are committed.
+
+The allocator cannot see page faults, so it asks the host. ``UpdateUsage``
+first compares ``TotalUsage()`` (``fstat``) with what it already knows and
+skips the scan when:
+
+1. the file holds exactly ``usage_expected`` bytes and nothing is booked as
+   swapped;
+2. it holds ``usage_expected + usage_swapped`` and the last scan is less than
+   a second old;
+3. the last scan is less than 10 ms old (1000 / CLOCKS_PER_SEC: the kernel
+   updates its counters at CONFIG_HZ).
+
+Otherwise it records the clock and scans: for every *committable* segment
+(references held, not known committed), chunk slice by chunk slice, it drops
+the lock, asks ``mincore`` which pages are committed, takes the lock again
+and marks those pages known committed, accounting them to their kind. At the
+end, whatever the file holds beyond ``usage_expected`` is booked as swapped
+(System); if it holds less, the swap booking is dropped.
+
+The clock and the host's answers are inputs: ``now`` in nanoseconds, and
+optionally ``committed``, a set of committed ranges to use instead of the host
+model (to feed the specification what a real kernel said).
+
+The scan is split where the seed drops its lock: :func:`begin_update_usage`,
+then for each slice :func:`query_committed` (unlocked) and
+:func:`apply_committed` (locked). Pages decommitted while the lock was dropped
+make the answer stale: we ask again, where the seed trusted it (see
+:class:`spec.state.SeedDefects`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from spec import host as hostmodel
+from spec.allocator import chunk_slices, chunks_of, require_live
+from spec.errors import InvalidArgument
+from spec.rangemap import RangeSet
+from spec.state import State, UsageScan, account
+from spec.vocabulary import CHUNK_SIZE, CLOCKS_PER_SEC, MILLISECOND, SECOND, FileRange, MemoryKind
+
+RESCAN_INTERVAL = 1000 // CLOCKS_PER_SEC * MILLISECOND
+"""No scan starts sooner than this after the last one (10 ms)."""
+
+SWAP_RESCAN_INTERVAL = SECOND
+"""With swap booked, a scan runs at least this often (when asked)."""
+
+
+def update_usage(state: State, now: int, committed: RangeSet | None = None) -> State:
+    """UpdateUsage, all steps at once: no other thread runs meanwhile."""
+    state = begin_update_usage(state, now, committed)
+    while state.scan is not None:
+        state = apply_committed(query_committed(state, committed))
+    return state
+
+
+def should_skip(state: State, now: int, current_usage: int) -> bool:
+    """The three skip rules of UpdateUsage, in the seed's order."""
+    if current_usage == state.usage_expected and state.usage_swapped == 0:
+        return True
+    last = state.usage_last
+    if last is None:  # Go's zero time: every interval since is huge
+        return False
+    if current_usage == state.usage_expected + state.usage_swapped and now < last + SECOND:
+        return True
+    return now - last < RESCAN_INTERVAL
+
+
+def begin_update_usage(state: State, now: int, committed: RangeSet | None = None) -> State:
+    """UpdateUsage up to its first unlocked mincore (or to its end, if skipped)."""
+    require_live(state)
+    if type(now) is not int:
+        raise InvalidArgument(f"the clock must be an int of nanoseconds, not {now!r}")
+    if state.scan is not None:
+        raise InvalidArgument("an update_usage call is already in progress")
+    current = committed.total() if committed is not None else hostmodel.committed_bytes(state.host)
+    if should_skip(state, now, current):
+        return state
+    state = replace(state, usage_last=now)
+    return _scan_from(state, 0, current, state.decommit_generation)
+
+
+def _scan_from(state: State, position: int, current: int, generation: int) -> State:
+    """Find the first committable segment at or after ``position`` and its first slice."""
+    for fr, info in state.usage:
+        if fr.end > position and info.can_commit():
+            first = chunk_slices(fr)[0]
+            scan = UsageScan(current, generation, segment=fr, slice=first)
+            return replace(state, scan=scan, mapped_chunks=state.mapped_chunks | chunks_of(first))
+    return _finish(state, current, generation)
+
+
+def query_committed(state: State, committed: RangeSet | None = None) -> State:
+    """The unlocked step: ask the host (``mincore``) which pages of the slice are committed."""
+    scan = _scanning(state)
+    view = committed if committed is not None else state.host.committed
+    answer = view.restrict(scan.slice)
+    return replace(
+        state, scan=replace(scan, committed=answer, queried_generation=state.decommit_generation)
+    )
+
+
+def apply_committed(state: State) -> State:
+    """The locked step after mincore: mark the committed pages, then move on."""
+    scan = _scanning(state)
+    if scan.committed is None:
+        raise InvalidArgument("apply_committed needs query_committed first")
+    if scan.queried_generation != state.decommit_generation and not state.defects.stale_mincore:
+        # Pages were decommitted while the lock was dropped: the answer may be stale.
+        return replace(state, scan=replace(scan, committed=None))
+    for run, _ in scan.committed:
+        state = _mark_committed(state, run, scan.slice)
+    if scan.slice.end < scan.segment.end:
+        following = FileRange(scan.slice.end, min(scan.segment.end, scan.slice.end + CHUNK_SIZE))
+        return replace(
+            state,
+            scan=replace(scan, slice=following, committed=None),
+            mapped_chunks=state.mapped_chunks | chunks_of(following),
+        )
+    return _scan_from(state, scan.segment.end, scan.current_usage, scan.generation)
+
+
+def _mark_committed(state: State, run: FileRange, slice_: FileRange) -> State:
+    """Mark the committable pages of ``run`` known committed, accounting them to their kind.
+
+    With the seed's ``adjacent_segment`` defect, a committable segment that
+    ends exactly where ``run`` starts is marked too, all of it.
+    """
+    adjacent = state.defects.adjacent_segment
+    accounting, expected = state.accounting, state.usage_expected
+    marked = []
+    for fr, info in state.usage:
+        if fr.end <= slice_.start or not info.can_commit():
+            continue
+        if fr.overlaps(run):
+            part = fr.intersect(run)
+        elif adjacent and fr.end == run.start:
+            part = fr
+        else:
+            continue
+        marked.append(part)
+        accounting = account(accounting, info.kind, part.length())
+        expected += part.length()
+    usage = state.usage
+    for part in marked:
+        usage = usage.update(part, lambda u: replace(u, known_committed=True))
+    return replace(state, usage=usage, accounting=accounting, usage_expected=expected)
+
+
+def _finish(state: State, current: int, generation: int) -> State:
+    """The deferred end of updateUsageLocked: adjust the swap booking.
+
+    The seed assumes usage can only have grown since ``current`` was read,
+    which pages decommitted while the lock was dropped break; if any were, we
+    read the usage again.
+    """
+    if generation != state.decommit_generation and not state.defects.stale_mincore:
+        current = hostmodel.committed_bytes(state.host)
+    accounting, swapped = state.accounting, state.usage_swapped
+    if state.usage_expected < current:
+        new_swapped = current - state.usage_expected
+        accounting = account(accounting, MemoryKind.SYSTEM, new_swapped - swapped)
+        swapped = new_swapped
+    elif swapped:
+        accounting = account(accounting, MemoryKind.SYSTEM, -swapped)
+        swapped = 0
+    return replace(state, scan=None, accounting=accounting, usage_swapped=swapped)
+
+
+def _scanning(state: State) -> UsageScan:
+    if state.scan is None:
+        raise InvalidArgument("no update_usage call is in progress")
+    return state.scan

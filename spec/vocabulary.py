@@ -1,0 +1,219 @@
+"""The shared vocabulary of pgalloc: ranges, kinds, options, constants.
+
+Everything here is immutable and imported by both the specification and the
+real implementation (``impl/``), so that the two speak about the same things.
+Names follow gVisor (``memmap.FileRange``, ``usage.MemoryKind``,
+``pgalloc.MemoryFileOpts``, ``usermem.AccessType``) in Python spelling.
+
+All offsets and lengths are Go ``uint64`` values: integers in ``[0, 2**64)``.
+Ranges are plain named tuples so that the hot paths of ``impl/`` can create
+them cheaply; they do not validate themselves (neither does Go's), the
+operations that receive them do.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Hashable
+from dataclasses import dataclass
+from typing import NamedTuple, Protocol, runtime_checkable
+
+# --- Constants ---------------------------------------------------------------
+
+PAGE_SIZE = 4096
+"""usermem.PageSize."""
+
+PAGE_SHIFT = 12
+
+HUGE_PAGE_SIZE = 2 << 20
+"""usermem.HugePageSize: allocations at least this long are aligned to it."""
+
+CHUNK_SHIFT = 30
+CHUNK_SIZE = 1 << CHUNK_SHIFT
+"""The file is grown and mapped in 1 GiB chunks."""
+
+CHUNK_MASK = CHUNK_SIZE - 1
+
+UINT64_MAX = (1 << 64) - 1
+INT64_MAX = (1 << 63) - 1
+
+MAX_PAGE = UINT64_MAX & ~(PAGE_SIZE - 1)
+"""The highest 64-bit page (the seed's ``maxPage``): the longest possible length."""
+
+CLOCKS_PER_SEC = 100
+"""linux.CLOCKS_PER_SEC: update_usage never rescans within 1000/CLOCKS_PER_SEC ms."""
+
+NANOSECOND = 1
+MILLISECOND = 1_000_000
+SECOND = 1_000_000_000
+
+
+def is_uint64(value: object) -> bool:
+    """Whether ``value`` is an int (not a bool) representable as a Go uint64."""
+    return type(value) is int and 0 <= value <= UINT64_MAX
+
+
+def page_aligned(value: int) -> bool:
+    return value % PAGE_SIZE == 0
+
+
+# --- Ranges -------------------------------------------------------------------
+
+
+class FileRange(NamedTuple):
+    """A half-open range ``[start, end)`` of byte offsets into the backing file."""
+
+    start: int
+    end: int
+
+    def well_formed(self) -> bool:
+        return self.start <= self.end
+
+    def length(self) -> int:
+        """The number of bytes in the range (0 for an ill-formed one, unlike Go)."""
+        return max(0, self.end - self.start)
+
+    def contains(self, offset: int) -> bool:
+        return self.start <= offset < self.end
+
+    def overlaps(self, other: FileRange) -> bool:
+        return self.start < other.end and other.start < self.end
+
+    def is_superset_of(self, other: FileRange) -> bool:
+        return self.start <= other.start and other.end <= self.end
+
+    def intersect(self, other: FileRange) -> FileRange:
+        """The common part; an empty range at ``max(starts)`` if there is none."""
+        start = max(self.start, other.start)
+        end = min(self.end, other.end)
+        return FileRange(start, max(start, end))
+
+    def __str__(self) -> str:
+        return f"[{self.start:#x}, {self.end:#x})"
+
+
+class EvictableRange(NamedTuple):
+    """A half-open range of offsets in an :class:`EvictableMemoryUser`'s own space."""
+
+    start: int
+    end: int
+
+    def well_formed(self) -> bool:
+        return self.start <= self.end
+
+    def length(self) -> int:
+        return max(0, self.end - self.start)
+
+    def __str__(self) -> str:
+        return f"[{self.start:#x}, {self.end:#x})"
+
+
+# --- Kinds, options, access ----------------------------------------------------
+
+
+class MemoryKind(enum.IntEnum):
+    """usage.MemoryKind: the accounting categories (same numbering as gVisor)."""
+
+    SYSTEM = 0
+    ANONYMOUS = 1
+    PAGE_CACHE = 2
+    TMPFS = 3
+    RAMDISKFS = 4
+    MAPPED = 5
+
+
+class DelayedEviction(enum.IntEnum):
+    """pgalloc.DelayedEvictionType: how long evictable memory may be kept."""
+
+    DEFAULT = 0
+    """Unspecified behaviour; normalised to ENABLED at creation."""
+    DISABLED = 1
+    """Evict as soon as a range is marked evictable."""
+    ENABLED = 2
+    """Evict on memcg pressure, or (without it) when the reclaimer runs out of work."""
+    MANUAL = 3
+    """Evict only when start_evictions is called."""
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryFileOpts:
+    """pgalloc.MemoryFileOpts."""
+
+    delayed_eviction: DelayedEviction = DelayedEviction.DEFAULT
+    use_host_memcg_pressure: bool = False
+    """Drive evictions from memory-cgroup pressure notifications (ENABLED only)."""
+    manual_zeroing: bool = False
+    """Zero pages by writing instead of trusting fresh or punched pages to read as zero."""
+
+
+@dataclass(frozen=True, slots=True)
+class AccessType:
+    """usermem.AccessType: the kinds of access a mapping must permit."""
+
+    read: bool = False
+    write: bool = False
+    execute: bool = False
+
+
+READ = AccessType(read=True)
+WRITE = AccessType(write=True)
+READ_WRITE = AccessType(read=True, write=True)
+ANY_ACCESS = AccessType(read=True, write=True, execute=True)
+
+
+# --- Collaborators ---------------------------------------------------------------
+
+
+@runtime_checkable
+class EvictableMemoryUser(Hashable, Protocol):
+    """pgalloc.EvictableMemoryUser: something that can give memory back on request.
+
+    ``evict`` is called without any allocator lock held, so it may race with
+    ``mark_unevictable`` and must then do nothing for ranges no longer evictable.
+    """
+
+    def evict(self, er: EvictableRange) -> None: ...
+
+
+class Reader(Protocol):
+    """The source of ``allocate_and_fill``: Python's ``readinto`` convention.
+
+    ``readinto`` fills a prefix of ``buffer`` and returns how many bytes it
+    wrote; 0 means end of data. It may raise to report an error, after which it
+    must not have written into ``buffer``.
+    """
+
+    def readinto(self, buffer: memoryview, /) -> int: ...
+
+
+class BytesReader:
+    """A :class:`Reader` that supplies ``data`` and then raises ``error`` (or ends).
+
+    The abstract reader of the specification, and a convenient real one.
+    """
+
+    def __init__(self, data: bytes, error: BaseException | None = None) -> None:
+        self.data = data
+        self.error = error
+        self.offset = 0
+
+    def readinto(self, buffer: memoryview, /) -> int:
+        n = min(len(buffer), len(self.data) - self.offset)
+        if n == 0 and self.error is not None and len(buffer) > 0:
+            raise self.error
+        buffer[:n] = self.data[self.offset : self.offset + n]
+        self.offset += n
+        return n
+
+
+@dataclass(frozen=True, slots=True)
+class FillResult:
+    """What ``allocate_and_fill`` returns, as the seed's ``(FileRange, error)``.
+
+    ``file_range`` holds the pages filled (rounded down to whole pages; the rest
+    was freed again); ``error`` is what the reader raised, or :class:`EOFError`
+    if it ended early, or None if it supplied every byte.
+    """
+
+    file_range: FileRange
+    error: BaseException | None
