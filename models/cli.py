@@ -70,9 +70,8 @@ def run_check(budget: float, only: Sequence[str]) -> int:
     failed = [result for result in results if not result.passed]
     for result in failed:
         print(f"\n{result.name} FAILED:\n{result.detail}")
-    print(
-        f"\n{len(results) - len(failed)} of {len(results)} checks passed in {time.monotonic() - started:.1f}s"
-    )
+    elapsed = time.monotonic() - started
+    print(f"\n{len(results) - len(failed)} of {len(results)} checks passed in {elapsed:.1f}s")
     return 1 if failed else 0
 
 

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 import time
 
@@ -88,7 +89,7 @@ def random_search_input(rnd: random.Random) -> tuple[list[FileRange], int, int, 
 
 
 def _rangemap_agrees(rnd: random.Random) -> str | None:
-    """One random sequence of RangeMap operations against a dict of offsets; a message if they differ."""
+    """Random RangeMap operations against a dict of offsets; a message if they differ."""
     model: dict[int, int] = {}
     rm: RangeMap[int] = RangeMap()
     for _ in range(8):
@@ -107,7 +108,7 @@ def _rangemap_agrees(rnd: random.Random) -> str | None:
             model.update({o: (model[o] + 1) % 3 for o in range(a, b) if o in model})
         entries = rm.entries
         if any(s >= e for s, e, _ in entries) or any(
-            x[1] > y[0] or (x[1] == y[0] and x[2] == y[2]) for x, y in zip(entries, entries[1:])
+            x[1] > y[0] or (x[1] == y[0] and x[2] == y[2]) for x, y in itertools.pairwise(entries)
         ):
             return f"RangeMap not canonical after {operation}: {entries}"
         if {o: v for s, e, v in entries for o in range(s, e)} != model:
