@@ -44,6 +44,7 @@ from spec.state import (
 from spec.vocabulary import (
     CHUNK_SHIFT,
     CHUNK_SIZE,
+    FILL_BUFFER,
     HUGE_PAGE_SIZE,
     PAGE_SIZE,
     WRITE,
@@ -55,9 +56,6 @@ from spec.vocabulary import (
     MemoryKind,
     Reader,
 )
-
-FILL_BUFFER = 1 << 20
-"""How much ``allocate_and_fill`` asks the reader for at a time (invisible to callers)."""
 
 # --- Creation and destruction ---------------------------------------------------
 

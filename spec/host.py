@@ -47,11 +47,6 @@ def committed_bytes(host: Host) -> int:
     return host.committed.total()
 
 
-def committed_within(host: Host, fr: FileRange) -> RangeSet:
-    """What ``mincore`` reports for ``fr``: its committed pages."""
-    return host.committed.restrict(fr)
-
-
 def touch(host: Host, fr: FileRange) -> Host:
     """A read or write through a mapping: commits every page ``fr`` touches."""
     if fr.start >= fr.end:

@@ -20,7 +20,6 @@ from typing import Generic, TypeVar
 from spec.vocabulary import FileRange
 
 V = TypeVar("V")
-W = TypeVar("W")
 
 Entry = tuple[int, int, V]
 
@@ -43,11 +42,6 @@ class RangeMap(Generic[V]):
     """A canonical map from disjoint half-open ranges to values."""
 
     entries: tuple[Entry[V], ...] = ()
-
-    @staticmethod
-    def of(entries: Iterable[Entry[W]]) -> RangeMap[W]:
-        """The map of disjoint ``entries`` (in any order)."""
-        return RangeMap(_canonical(sorted(entries, key=lambda e: e[0])))
 
     def __iter__(self) -> Iterator[tuple[FileRange, V]]:
         for start, end, value in self.entries:

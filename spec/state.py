@@ -90,9 +90,7 @@ class UsageScan:
     """
 
     current_usage: int
-    """``TotalUsage()`` when the call began."""
-    generation: int
-    """``State.decommit_generation`` when the call began."""
+    """``TotalUsage()`` when the call began (the seed books swap against it)."""
     segment: FileRange
     """The segment being scanned (``r`` as first read; the slices cover it)."""
     slice: FileRange
@@ -113,8 +111,9 @@ class SeedDefects:
 
     stale_mincore: bool = False
     """Trust a mincore result taken while the lock was dropped, even if pages were
-    decommitted (and maybe reallocated) meanwhile, and book the usage that
-    vanished meanwhile as swap."""
+    decommitted (and maybe reallocated) meanwhile, and book swap against the
+    usage read when the scan began, so usage that vanished meanwhile is booked
+    as swap."""
     adjacent_segment: bool = False
     """Mark committed a segment that merely ends where a committed run starts (the
     seed's ``seg.End() < committedFR.Start``, which should be ``<=``)."""

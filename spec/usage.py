@@ -24,9 +24,12 @@ model (to feed the specification what a real kernel said).
 
 The scan is split where the seed drops its lock: :func:`begin_update_usage`,
 then for each slice :func:`query_committed` (unlocked) and
-:func:`apply_committed` (locked). Pages decommitted while the lock was dropped
-make the answer stale: we ask again, where the seed trusted it (see
-:class:`spec.state.SeedDefects`).
+:func:`apply_committed` (locked). Two things can change while the lock is
+dropped, and the seed assumed neither would (see :class:`spec.state.SeedDefects`):
+pages may be decommitted, making a mincore answer stale (we ask again if a
+``markDecommitted`` ran meanwhile), and the file's usage may shrink, so we book
+swap against the usage read at the end of the scan, under the lock, not at its
+start. With nothing running concurrently both read the same.
 """
 
 from __future__ import annotations
@@ -38,20 +41,14 @@ from spec.allocator import chunk_slices, chunks_of, require_live
 from spec.errors import InvalidArgument
 from spec.rangemap import RangeSet
 from spec.state import State, UsageScan, account
-from spec.vocabulary import CHUNK_SIZE, CLOCKS_PER_SEC, MILLISECOND, SECOND, FileRange, MemoryKind
-
-RESCAN_INTERVAL = 1000 // CLOCKS_PER_SEC * MILLISECOND
-"""No scan starts sooner than this after the last one (10 ms)."""
-
-SWAP_RESCAN_INTERVAL = SECOND
-"""With swap booked, a scan runs at least this often (when asked)."""
+from spec.vocabulary import CHUNK_SIZE, RESCAN_INTERVAL, SECOND, FileRange, MemoryKind
 
 
 def update_usage(state: State, now: int, committed: RangeSet | None = None) -> State:
     """UpdateUsage, all steps at once: no other thread runs meanwhile."""
     state = begin_update_usage(state, now, committed)
     while state.scan is not None:
-        state = apply_committed(query_committed(state, committed))
+        state = apply_committed(query_committed(state, committed), committed)
     return state
 
 
@@ -74,21 +71,21 @@ def begin_update_usage(state: State, now: int, committed: RangeSet | None = None
         raise InvalidArgument(f"the clock must be an int of nanoseconds, not {now!r}")
     if state.scan is not None:
         raise InvalidArgument("an update_usage call is already in progress")
-    current = committed.total() if committed is not None else hostmodel.committed_bytes(state.host)
+    current = _current_usage(state, committed)
     if should_skip(state, now, current):
         return state
     state = replace(state, usage_last=now)
-    return _scan_from(state, 0, current, state.decommit_generation)
+    return _scan_from(state, 0, current, committed)
 
 
-def _scan_from(state: State, position: int, current: int, generation: int) -> State:
+def _scan_from(state: State, position: int, current: int, committed: RangeSet | None) -> State:
     """Find the first committable segment at or after ``position`` and its first slice."""
     for fr, info in state.usage:
         if fr.end > position and info.can_commit():
             first = chunk_slices(fr)[0]
-            scan = UsageScan(current, generation, segment=fr, slice=first)
+            scan = UsageScan(current, segment=fr, slice=first)
             return replace(state, scan=scan, mapped_chunks=state.mapped_chunks | chunks_of(first))
-    return _finish(state, current, generation)
+    return _finish(state, current, committed)
 
 
 def query_committed(state: State, committed: RangeSet | None = None) -> State:
@@ -101,8 +98,12 @@ def query_committed(state: State, committed: RangeSet | None = None) -> State:
     )
 
 
-def apply_committed(state: State) -> State:
-    """The locked step after mincore: mark the committed pages, then move on."""
+def apply_committed(state: State, committed: RangeSet | None = None) -> State:
+    """The locked step after mincore: mark the committed pages, then move on.
+
+    ``committed``, if given, replaces the host model when the scan ends and
+    the usage is read again.
+    """
     scan = _scanning(state)
     if scan.committed is None:
         raise InvalidArgument("apply_committed needs query_committed first")
@@ -118,7 +119,7 @@ def apply_committed(state: State) -> State:
             scan=replace(scan, slice=following, committed=None),
             mapped_chunks=state.mapped_chunks | chunks_of(following),
         )
-    return _scan_from(state, scan.segment.end, scan.current_usage, scan.generation)
+    return _scan_from(state, scan.segment.end, scan.current_usage, committed)
 
 
 def _mark_committed(state: State, run: FileRange, slice_: FileRange) -> State:
@@ -148,15 +149,16 @@ def _mark_committed(state: State, run: FileRange, slice_: FileRange) -> State:
     return replace(state, usage=usage, accounting=accounting, usage_expected=expected)
 
 
-def _finish(state: State, current: int, generation: int) -> State:
+def _finish(state: State, began_with: int, committed: RangeSet | None) -> State:
     """The deferred end of updateUsageLocked: adjust the swap booking.
 
-    The seed assumes usage can only have grown since ``current`` was read,
-    which pages decommitted while the lock was dropped break; if any were, we
-    read the usage again.
+    The seed books against ``began_with``, the usage read before the scan,
+    assuming it "may have only increased" since; the lock was dropped
+    meanwhile, so we read it again.
     """
-    if generation != state.decommit_generation and not state.defects.stale_mincore:
-        current = hostmodel.committed_bytes(state.host)
+    current = began_with
+    if not state.defects.stale_mincore:
+        current = _current_usage(state, committed)
     accounting, swapped = state.accounting, state.usage_swapped
     if state.usage_expected < current:
         new_swapped = current - state.usage_expected
@@ -166,6 +168,11 @@ def _finish(state: State, current: int, generation: int) -> State:
         accounting = account(accounting, MemoryKind.SYSTEM, -swapped)
         swapped = 0
     return replace(state, scan=None, accounting=accounting, usage_swapped=swapped)
+
+
+def _current_usage(state: State, committed: RangeSet | None) -> int:
+    """TotalUsage: what the host (or the view given in its place) holds."""
+    return committed.total() if committed is not None else hostmodel.committed_bytes(state.host)
 
 
 def _scanning(state: State) -> UsageScan:

@@ -40,21 +40,23 @@ INT64_MAX = (1 << 63) - 1
 MAX_PAGE = UINT64_MAX & ~(PAGE_SIZE - 1)
 """The highest 64-bit page (the seed's ``maxPage``): the longest possible length."""
 
+FILL_BUFFER = 1 << 20
+"""How much ``allocate_and_fill`` asks its reader for at a time (invisible to callers)."""
+
 CLOCKS_PER_SEC = 100
-"""linux.CLOCKS_PER_SEC: update_usage never rescans within 1000/CLOCKS_PER_SEC ms."""
+"""linux.CLOCKS_PER_SEC."""
 
 NANOSECOND = 1
 MILLISECOND = 1_000_000
 SECOND = 1_000_000_000
 
+RESCAN_INTERVAL = 1000 // CLOCKS_PER_SEC * MILLISECOND
+"""update_usage never scans twice within this (10 ms): Linux updates usage at CONFIG_HZ."""
+
 
 def is_uint64(value: object) -> bool:
     """Whether ``value`` is an int (not a bool) representable as a Go uint64."""
     return type(value) is int and 0 <= value <= UINT64_MAX
-
-
-def page_aligned(value: int) -> bool:
-    return value % PAGE_SIZE == 0
 
 
 # --- Ranges -------------------------------------------------------------------

@@ -81,9 +81,9 @@ class SpecClient(RuleBasedStateMachine):
         return multiple(result.file_range) if result.file_range.length() else multiple()
 
     @rule(target=references, fr=references)
-    def inc_ref(self, fr: FileRange) -> object:
+    def inc_ref(self, fr: FileRange) -> FileRange:
         self.file.inc_ref(fr)
-        return multiple(fr, fr)
+        return fr  # one more reference (the one drawn stays held)
 
     @rule(fr=consumes(references))
     def dec_ref(self, fr: FileRange) -> None:
