@@ -1,0 +1,40 @@
+"""pgalloc's real allocator: gVisor's ``pgalloc.MemoryFile`` over a memfd.
+
+Read in this order: :mod:`impl.kernel` (the one seam to the OS),
+:mod:`impl.segments` (the usage, reclaim and evictable sets),
+:mod:`impl.accounting`, :mod:`impl.memory_file` (the allocator and its
+locks), :mod:`impl.reclaimer` (the background loops as shared steps),
+:mod:`impl.pressure` (memory-cgroup notifications), :mod:`impl.observation`.
+
+``impl`` imports only the specification's vocabulary (``spec.vocabulary``,
+``spec.errors``, ``spec.arguments``), never its state machine.
+"""
+
+from impl.accounting import MEMORY_ACCOUNTING, MemoryAccounting
+from impl.kernel import Kernel
+from impl.memory_file import MemoryFile
+from impl.observation import ImplObservation
+from impl.pressure import (
+    AnyPressure,
+    MemcgPressureLevel,
+    MemcgUsageThreshold,
+    PressureSource,
+    PressureUnavailable,
+    PsiTrigger,
+    current_memcg_pressure,
+)
+
+__all__ = [
+    "MEMORY_ACCOUNTING",
+    "AnyPressure",
+    "ImplObservation",
+    "Kernel",
+    "MemcgPressureLevel",
+    "MemcgUsageThreshold",
+    "MemoryAccounting",
+    "MemoryFile",
+    "PressureSource",
+    "PressureUnavailable",
+    "PsiTrigger",
+    "current_memcg_pressure",
+]

@@ -1,0 +1,1059 @@
+"""``MemoryFile``: gVisor's page allocator over a real memfd.
+
+Memory handed out is real shared memory of one backing file (a memfd unless
+the caller passes an fd), grown with ``ftruncate`` exactly where the seed
+grows it and mapped in 1 GiB chunks on first use; freed memory goes back to
+the kernel with ``fallocate(PUNCH_HOLE)`` on the reclaimer thread; usage is
+read from the kernel (``fstat``, ``mincore``). Every method mirrors
+``spec.memory_file.SpecMemoryFile``: same results, same exceptions, and a
+rejected call changes nothing (each validates everything first).
+
+Locking, as in the seed:
+
+* ``_mu`` protects all state (the usage, reclaim and evictable sets, the
+  counters, the flags). The reclaimer, the eviction threads and
+  ``update_usage`` drop it around kernel work (punching, ``mincore``) and
+  around ``user.evict``;
+* ``_mappings_mu`` serialises creating chunk mappings. The chunk table is a
+  dict that only ever gains entries until destroy, so readers
+  (``map_internal``) look it up without any lock;
+* lock order: ``_mu``, then ``_mappings_mu``; a ``MemoryAccounting``'s own
+  lock is a leaf taken under ``_mu``.
+
+Unlocked kernel work that uses raw chunk addresses (``mincore``, manual
+zeroing) is counted in ``_unlocked_users``; the reclaimer's exit waits for it
+to drain before unmapping, so no address is used after ``munmap``.
+
+Background work is built from the step functions of :mod:`impl.reclaimer`:
+with ``background=True`` a reclaimer thread and one eviction thread per user
+run them; with ``background=False`` no thread starts and :meth:`reclaim` and
+:meth:`run_evictions` run the same steps on the caller's thread, as the
+specification does.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Hashable
+from typing import Literal, NamedTuple
+
+from impl import reclaimer
+from impl.accounting import MEMORY_ACCOUNTING, MemoryAccounting
+from impl.kernel import DEFAULT_KERNEL, ChunkMapping, Kernel, ResidencyVector, committed_runs
+from impl.observation import ImplObservation
+from impl.pressure import PressureSource, PressureWatcher, current_memcg_pressure
+from impl.segments import RangeSet, SegmentSet
+from spec.arguments import (
+    check_access,
+    check_evictable_range,
+    check_file_range,
+    check_kind,
+    check_length,
+    check_page_range,
+    check_user,
+    normalize_opts,
+)
+from spec.errors import (
+    InvalidArgument,
+    InvariantViolation,
+    NoReferences,
+    RangeBeyondFile,
+    UnallocatedPages,
+    UseAfterDestroy,
+    eacces,
+    enomem,
+)
+from spec.vocabulary import (
+    CHUNK_MASK,
+    CHUNK_SHIFT,
+    CHUNK_SIZE,
+    FILL_BUFFER,
+    HUGE_PAGE_SIZE,
+    PAGE_SHIFT,
+    PAGE_SIZE,
+    RESCAN_INTERVAL,
+    SECOND,
+    UINT64_MAX,
+    WRITE,
+    AccessType,
+    DelayedEviction,
+    EvictableMemoryUser,
+    EvictableRange,
+    FileRange,
+    FillResult,
+    MemoryFileOpts,
+    MemoryKind,
+    Reader,
+)
+
+log = logging.getLogger(__name__)
+
+SYSTEM = MemoryKind.SYSTEM
+
+_PAGE_MASK = PAGE_SIZE - 1
+_CHUNK_PAGES = CHUNK_SIZE >> PAGE_SHIFT
+
+
+class Usage(NamedTuple):
+    """The seed's ``usageInfo``: what is known about a run of pages."""
+
+    kind: MemoryKind
+    known_committed: bool
+    """True only if the pages are certainly committed."""
+    refs: int
+
+
+def _add_ref(u: Usage) -> Usage:
+    return Usage(u.kind, u.known_committed, u.refs + 1)
+
+
+_FREED = Usage(SYSTEM, False, 0)
+_FREED_KNOWN = Usage(SYSTEM, True, 0)
+_FRESH = {kind: Usage(kind, False, 1) for kind in MemoryKind}
+"""What a new allocation of each kind holds (made once: the allocation path is hot)."""
+
+
+def _drop_ref(u: Usage) -> Usage:
+    # The last reference gone, the pages are System memory until reclaimed.
+    if u.refs > 1:
+        return Usage(u.kind, u.known_committed, u.refs - 1)
+    return _FREED_KNOWN if u.known_committed else _FREED
+
+
+def _page_range(fr: object) -> FileRange:
+    """``check_page_range``, with a fast path that accepts only what it accepts."""
+    if type(fr) is FileRange:
+        start, end = fr
+        if (
+            type(start) is int
+            and type(end) is int
+            and 0 <= start < end <= UINT64_MAX
+            and not (start | end) & _PAGE_MASK
+        ):
+            return fr
+    return check_page_range(fr)
+
+
+def _forget_committed(u: Usage) -> Usage:
+    return Usage(u.kind, False, u.refs) if u.known_committed else u
+
+
+def _learn_committed(u: Usage) -> Usage:
+    # Only committable pages (referenced, not yet known) change; see update_usage.
+    return Usage(u.kind, True, u.refs) if not u.known_committed and u.refs else u
+
+
+class _UserInfo:
+    """The seed's ``evictableMemoryUserInfo``."""
+
+    __slots__ = ("evicting", "ranges")
+
+    def __init__(self) -> None:
+        self.ranges = RangeSet()
+        self.evicting = False
+        """An eviction thread (or, without threads, a pending eviction run) exists for the user."""
+
+
+WAIT: Literal["wait"] = "wait"
+EXIT: Literal["exit"] = "exit"
+
+
+class MemoryFile:
+    """gVisor's ``pgalloc.MemoryFile`` over a real memfd; see the module docstring.
+
+    ``file``: an fd to take ownership of (default: a new memfd); ``accounting``:
+    where to report usage (default: the process-wide one); ``background``:
+    start the reclaimer and eviction threads (False: none, drive them with
+    :meth:`reclaim` and :meth:`run_evictions`, and no pressure source is
+    registered); ``clock``: update_usage's clock in ns; ``kernel``: the
+    seam to the OS (tests inject faults there); ``pressure``: where memory
+    pressure comes from when the options ask for it (default: the current
+    memory cgroup's "low" level, see :mod:`impl.pressure`).
+    """
+
+    def __init__(
+        self,
+        opts: MemoryFileOpts = MemoryFileOpts(),
+        *,
+        file: int | None = None,
+        accounting: MemoryAccounting | None = None,
+        background: bool = True,
+        clock: Callable[[], int] = time.monotonic_ns,
+        kernel: Kernel | None = None,
+        pressure: PressureSource | None = None,
+    ) -> None:
+        self.opts = normalize_opts(opts)
+        wants_pressure = (
+            self.opts.delayed_eviction is DelayedEviction.ENABLED
+            and self.opts.use_host_memcg_pressure
+        )
+        if pressure is not None and not wants_pressure:
+            raise ValueError("a pressure source needs DelayedEviction.ENABLED with memcg pressure")
+        self.clock = clock
+        self._kernel = kernel if kernel is not None else DEFAULT_KERNEL
+        self._accounting = accounting if accounting is not None else MEMORY_ACCOUNTING
+        self._background = background
+        self._evict_when_idle = (
+            self.opts.delayed_eviction is DelayedEviction.ENABLED
+            and not self.opts.use_host_memcg_pressure
+        )
+
+        self._mu = threading.Lock()
+        self._mappings_mu = threading.Lock()
+        self._reclaim_cond = threading.Condition(self._mu)
+        """Signalled when the reclaimer becomes runnable (work, an evictable mark, destroy)."""
+        self._idle_cond = threading.Condition(self._mu)
+        """Notified when unlocked kernel work drains, the reclaimer idles or exits,
+        or an eviction thread ends."""
+
+        # State under _mu (names follow the seed).
+        self._usage: SegmentSet[Usage] = SegmentSet()
+        self._reclaim = RangeSet()
+        self._reclaimable = False
+        self._evictable: dict[Hashable, _UserInfo] = {}
+        """Users in the order they were first marked (dicts keep insertion order)."""
+        self._file_size = 0
+        self._usage_expected = 0
+        self._usage_swapped = 0
+        self._usage_last: int | None = None
+        self._contributed = [0] * len(MemoryKind)
+        """What this file reported to its MemoryAccounting, by kind."""
+        self._decommit_generation = 0
+        """Counts markDecommitted; update_usage re-asks mincore if it moved meanwhile."""
+        self._destroyed = False
+        self._file_open = True
+        self._unlocked_users = 0
+        self._reclaimer_runnable = True
+        """False while the reclaimer waits for a signal (a signal when it is running is lost)."""
+        self._reclaimer_failed = False
+        """The reclaimer thread died of an exception (a bug, or memory that could not be zeroed)."""
+        self._idle_waiters = 0
+        self._spare_vector: ResidencyVector | None = None
+        """A mincore vector for update_usage to borrow (allocating one per scan is slow)."""
+        self._evictors: set[threading.Thread] = set()
+        self._evictors_running = 0
+        # Chunk index -> mapping; only gains entries (under _mappings_mu) until destroy.
+        self._mappings: dict[int, ChunkMapping] = {}
+        self._reclaimer_thread: threading.Thread | None = None
+        if background:
+            self._reclaimer_thread = threading.Thread(
+                target=reclaimer.run_reclaimer, args=(self,), name="pgalloc-reclaimer", daemon=True
+            )
+
+        owned = file is None
+        self._fd = self._kernel.memfd_create("pgalloc") if file is None else file
+        try:
+            # Truncate to 0 bytes first to ensure that the file is empty.
+            self._kernel.ftruncate(self._fd, 0)
+            self._watcher: PressureWatcher | None = None
+            if background and wants_pressure:
+                source = pressure if pressure is not None else current_memcg_pressure("low")
+                self._watcher = PressureWatcher(source, self._on_pressure, self._kernel)
+        except BaseException:
+            if owned:
+                self._kernel.close(self._fd)
+            raise
+        if self._reclaimer_thread is not None:
+            self._reclaimer_thread.start()
+        # IMA (if enabled) checksums a file the first time it is mapped PROT_EXEC;
+        # do it now, while the file is empty, rather than when it is terabytes.
+        try:
+            self._kernel.premap_exec(self._fd)
+        except OSError as error:
+            log.warning("Failed to pre-map MemoryFile PROT_EXEC: %s", error)
+
+    # --- Helpers under _mu -------------------------------------------------------------
+
+    def _require_live(self) -> None:
+        if self._destroyed:
+            raise UseAfterDestroy("the MemoryFile has been destroyed")
+
+    def _account(self, kind: MemoryKind, delta: int) -> None:
+        self._contributed[kind] += delta
+        if delta >= 0:
+            self._accounting.inc(delta, kind)
+        else:
+            self._accounting.dec(-delta, kind)
+
+    def _covering(self, fr: FileRange, operation: str) -> list[tuple[int, int, Usage]]:
+        """The usage segments over ``fr``; UnallocatedPages unless they cover all of it."""
+        parts = self._usage.segments(fr.start, fr.end)
+        position = fr.start
+        for start, end, _ in parts:
+            if start != position:
+                break
+            position = end
+        else:
+            if position == fr.end:
+                return parts
+        gap = self._usage.first_gap(fr.start, fr.end)
+        raise UnallocatedPages(
+            f"{operation}({fr}): attempted on unallocated pages {FileRange(*gap) if gap else fr}"
+        )
+
+    def _referenced(self, fr: FileRange, operation: str) -> list[tuple[int, int, Usage]]:
+        """The usage segments over ``fr``, all allocated and referenced (else the seed panics)."""
+        parts = self._covering(fr, operation)
+        for start, end, u in parts:
+            if u.refs == 0:
+                raise NoReferences(
+                    f"{operation}({fr}): 0 existing references on {FileRange(start, end)}"
+                )
+        return parts
+
+    def _signal_reclaimer_locked(self) -> None:
+        """``reclaimCond.Signal()``: wakes a waiting reclaimer; lost if it is running."""
+        if not self._reclaimer_runnable:
+            self._reclaimer_runnable = True
+            if self._reclaimer_thread is not None:
+                self._reclaim_cond.notify()
+
+    def _notify_idle_locked(self) -> None:
+        if self._idle_waiters:
+            self._idle_cond.notify_all()
+
+    def _wait_idle_locked(self) -> None:
+        self._idle_waiters += 1
+        try:
+            self._idle_cond.wait()
+        finally:
+            self._idle_waiters -= 1
+
+    def _unlocked_done_locked(self) -> None:
+        self._unlocked_users -= 1
+        if self._unlocked_users == 0:
+            self._notify_idle_locked()
+
+    # --- Chunk mappings ------------------------------------------------------------------
+
+    def _chunk(self, chunk: int) -> ChunkMapping:
+        """The mapping of ``chunk``, created on first use (the seed's getChunkMapping)."""
+        mapping = self._mappings.get(chunk)
+        if mapping is not None:
+            return mapping
+        with self._mappings_mu:
+            mapping = self._mappings.get(chunk)
+            if mapping is None:
+                mapping = self._kernel.map_chunk(self._fd, chunk << CHUNK_SHIFT, CHUNK_SIZE)
+                self._mappings[chunk] = mapping
+            return mapping
+
+    def _slices(self, start: int, end: int) -> list[tuple[ChunkMapping, int, int]]:
+        """``[start, end)`` cut at chunk boundaries: (mapping, offset, end offset) in the chunk.
+
+        The seed's forEachMappingSlice; maps chunks on first use.
+        """
+        chunk = start >> CHUNK_SHIFT
+        if chunk == (end - 1) >> CHUNK_SHIFT:
+            base = chunk << CHUNK_SHIFT
+            return [(self._chunk(chunk), start - base, end - base)]
+        slices = []
+        while start < end:
+            base = chunk << CHUNK_SHIFT
+            stop = min(end, base + CHUNK_SIZE)
+            slices.append((self._chunk(chunk), start - base, stop - base))
+            start = stop
+            chunk += 1
+        return slices
+
+    def _zero(self, start: int, end: int) -> None:
+        """manuallyZero: write zeroes over ``[start, end)`` (which commits the pages)."""
+        for mapping, lo, hi in self._slices(start, end):
+            self._kernel.zero(mapping.address + lo, hi - lo)
+
+    # --- Allocation ----------------------------------------------------------------------
+
+    def allocate(self, length: int, kind: MemoryKind) -> FileRange:
+        """Allocate: ``length`` zeroed bytes with one reference, the highest free fit.
+
+        Grows the file to the next chunk multiple if the range ends past it;
+        ENOMEM if nothing fits. O(log n) in the number of usage segments.
+        """
+        with self._mu:
+            self._require_live()
+            if not (type(length) is int and 0 < length <= UINT64_MAX and not length & _PAGE_MASK):
+                check_length(length)  # raises
+            if type(kind) is not MemoryKind:
+                check_kind(kind)
+            # Hugepage-and-larger allocations are hugepage-aligned, to suit hugetmpfs.
+            alignment = HUGE_PAGE_SIZE if length >= HUGE_PAGE_SIZE else PAGE_SIZE
+            found = self._usage.find_available_range(self._file_size, length, alignment)
+            if found is None:
+                raise enomem(f"no range of {length:#x} bytes fits in {self._file_size:#x}")
+            start, end = found
+            if end > self._file_size:
+                new_size = (end + CHUNK_MASK) & ~CHUNK_MASK
+                self._kernel.ftruncate(self._fd, new_size)
+                self._file_size = new_size
+            if self.opts.manual_zeroing:
+                self._zero(start, end)
+            self._usage.insert(start, end, _FRESH[kind])
+            return FileRange(start, end)
+
+    def allocate_and_fill(self, length: int, kind: MemoryKind, reader: Reader) -> FillResult:
+        """AllocateAndFill: allocate, then fill from ``reader`` until full, EOF or error.
+
+        The reader writes straight into the mapping (zero-copy) at most
+        ``FILL_BUFFER`` bytes at a time. Only whole pages filled are kept; the
+        rest is released at once. The error is the reader's, or
+        :class:`EOFError` if it ended early, or None.
+        """
+        fr = self.allocate(length, kind)
+        views = self.map_internal(fr, WRITE)
+        done, error = 0, None
+        index, offset = 0, 0  # the view holding byte `done`, and the offset in it
+        while done < length:
+            want = min(FILL_BUFFER, length - done)
+            view = views[index]
+            # A window straddling two chunks is read into a scratch buffer, then copied.
+            scratch = None if offset + want <= len(view) else bytearray(want)
+            target = view[offset : offset + want] if scratch is None else memoryview(scratch)
+            try:
+                n = reader.readinto(target)
+            except Exception as raised:  # the reader's error is part of the result
+                error = raised
+                break
+            finally:
+                target.release()  # the error's traceback must not pin the mapping
+            if not n:
+                error = EOFError(f"reader ended after {done} of {length} bytes")
+                break
+            n = min(n, want)
+            written = 0
+            while written < n:  # copy a buffer that straddles chunks; otherwise just advance
+                step = min(n - written, len(views[index]) - offset)
+                if scratch is not None:
+                    views[index][offset : offset + step] = scratch[written : written + step]
+                written += step
+                offset += step
+                if offset == len(views[index]) and index + 1 < len(views):
+                    index, offset = index + 1, 0
+            done += n
+        for view in views:
+            view.release()
+        kept = done - done % PAGE_SIZE
+        if kept < length:
+            self.dec_ref(FileRange(fr.start + kept, fr.end))
+            fr = FileRange(fr.start, fr.start + kept)
+        return FillResult(fr, error)
+
+    # --- References ------------------------------------------------------------------------
+
+    def inc_ref(self, fr: FileRange) -> None:
+        """IncRef: one more reference on every page of ``fr`` (all must be referenced)."""
+        with self._mu:
+            self._require_live()
+            _page_range(fr)
+            self._referenced(fr, "IncRef")
+            self._usage.update(fr.start, fr.end, _add_ref)
+
+    def dec_ref(self, fr: FileRange) -> None:
+        """DecRef: one reference fewer on every page of ``fr``.
+
+        Pages left with none join the reclaim set, accounted as System until
+        reclaimed, and the reclaimer is signalled.
+        """
+        with self._mu:
+            self._require_live()
+            start, end = _page_range(fr)
+            parts = self._usage.segments(start, end)
+            position = start
+            for s, e, u in parts:
+                if s != position or not u.refs:
+                    break
+                position = e
+            if position != end:
+                self._referenced(fr, "DecRef")  # raises the spec's error
+            freed = False
+            for start, end, u in parts:
+                if u.refs == 1:
+                    self._reclaim.add(start, end)
+                    freed = True
+                    if u.known_committed and u.kind is not SYSTEM:
+                        self._contributed[u.kind] -= end - start
+                        self._contributed[SYSTEM] += end - start
+                        self._accounting.move(end - start, SYSTEM, u.kind)
+            self._usage.update(fr.start, fr.end, _drop_ref)
+            if freed:
+                self._reclaimable = True
+                self._signal_reclaimer_locked()
+
+    # --- Decommit ----------------------------------------------------------------------------
+
+    def decommit(self, fr: FileRange) -> None:
+        """Decommit: release the memory behind the allocated ``fr``; it then reads as zeroes.
+
+        Punches a hole (or zeroes with ``manual_zeroing``) without the lock,
+        then clears knownCommitted. A failed punch raises its OSError and
+        changes nothing.
+        """
+        with self._mu:
+            self._require_live()
+            _page_range(fr)
+            self._covering(fr, "Decommit")
+            self._unlocked_users += 1
+        try:
+            if self.opts.manual_zeroing:
+                # PUNCH_HOLE might not zero pages where manual zeroing is in effect.
+                self._zero(fr.start, fr.end)
+            else:
+                self._kernel.punch_hole(self._fd, fr.start, fr.end - fr.start)
+        except BaseException:
+            with self._mu:
+                self._unlocked_done_locked()
+            raise
+        with self._mu:
+            self._unlocked_done_locked()
+            self._mark_decommitted_locked(fr.start, fr.end)
+
+    def _mark_decommitted_locked(self, start: int, end: int) -> None:
+        """markDecommitted: the pages of ``[start, end)`` are no longer known committed."""
+        changed = False
+        for s, e, u in self._usage.segments(start, end):
+            if u.known_committed:
+                self._account(u.kind, -(e - s))
+                self._usage_expected -= e - s
+                changed = True
+        if changed:
+            self._usage.update(start, end, _forget_committed)
+        self._decommit_generation += 1
+
+    # --- Mappings ------------------------------------------------------------------------------
+
+    def map_internal(self, fr: FileRange, at: AccessType) -> list[memoryview]:
+        """MapInternal: zero-copy writable views of ``fr``, one per chunk it touches.
+
+        Maps each chunk on first use and keeps it until destroy; a view keeps
+        its mapping alive even then. Execute access is EACCES.
+        """
+        self._require_live()
+        check_file_range(fr)
+        check_access(at)
+        if at.execute:
+            raise eacces(f"MapInternal({fr}) with execute access")
+        if fr.end > self._file_size:
+            raise RangeBeyondFile(f"MapInternal({fr}): the file is {self._file_size:#x} bytes")
+        return [mapping.view[lo:hi] for mapping, lo, hi in self._slices(fr.start, fr.end)]
+
+    def _mapped_slices(self, fr: FileRange) -> list[tuple[ChunkMapping, int, int]]:
+        """The slices of ``fr``, which must lie in chunks already mapped (as the spec's read)."""
+        self._require_live()
+        check_file_range(fr)
+        last = (fr.end - 1) >> CHUNK_SHIFT
+        if any(c not in self._mappings for c in range(fr.start >> CHUNK_SHIFT, last + 1)):
+            raise RangeBeyondFile(f"{fr} is not inside a mapping returned by map_internal")
+        return self._slices(fr.start, fr.end)
+
+    def read(self, fr: FileRange) -> bytes:
+        """Read ``fr`` through the mappings (``map_internal`` it first); commits what it touches."""
+        return b"".join(m.view[lo:hi] for m, lo, hi in self._mapped_slices(fr))
+
+    def write(self, offset: int, data: bytes) -> None:
+        """Write ``data`` at ``offset`` through the mappings (``map_internal`` it first)."""
+        if not data:
+            self._require_live()
+            return
+        position = 0
+        for m, lo, hi in self._mapped_slices(FileRange(offset, offset + len(data))):
+            m.view[lo:hi] = data[position : position + hi - lo]
+            position += hi - lo
+
+    # --- Usage -------------------------------------------------------------------------------
+
+    def _should_skip(self, now: int, current: int) -> bool:
+        """UpdateUsage's three reasons not to scan, in the seed's order."""
+        if current == self._usage_expected and self._usage_swapped == 0:
+            return True
+        last = self._usage_last
+        if last is None:  # Go's zero time: every interval since is huge
+            return False
+        if current == self._usage_expected + self._usage_swapped and now < last + SECOND:
+            return True
+        return now - last < RESCAN_INTERVAL
+
+    def update_usage(self) -> None:
+        """UpdateUsage: learn from ``mincore`` which referenced pages are committed.
+
+        Skips as the seed does (see ``_should_skip``). Otherwise, for each
+        committable segment, chunk slice by slice, drops the lock around
+        ``mincore`` and marks the committed pages, accounting them to their
+        kind; an answer taken while pages were decommitted is asked again.
+        Then books what the file holds by then beyond that as swap (System).
+        The vector is decoded with bytes operations, not a per-page loop.
+        """
+        with self._mu:
+            self._require_live()
+            now = self.clock()
+            if type(now) is not int:
+                raise InvalidArgument(f"the clock must return int nanoseconds, not {now!r}")
+            current = self._kernel.committed_bytes(self._fd)
+            if self._should_skip(now, current):
+                return
+            self._usage_last = now
+            vector = self._spare_vector or ResidencyVector(_CHUNK_PAGES)
+            self._spare_vector = None
+            try:
+                self._scan_locked(vector)
+            finally:
+                self._spare_vector = vector
+                self._finish_scan_locked()
+
+    def _next_committable(self, position: int) -> tuple[int, int] | None:
+        """The first segment ending after ``position`` whose pages may newly be committed."""
+        segment = self._usage.lower_bound(position)
+        while segment is not None:
+            start, end, u = segment
+            if not u.known_committed and u.refs:
+                return start, end
+            segment = self._usage.lower_bound(end)
+        return None
+
+    def _scan_locked(self, vector: ResidencyVector) -> None:
+        position = 0
+        while not self._destroyed and (segment := self._next_committable(position)):
+            start, end = segment
+            while start < end and not self._destroyed:
+                stop = min(end, (start & ~CHUNK_MASK) + CHUNK_SIZE)
+                self._query_and_mark_locked(start, stop, vector)
+                start = stop
+            position = end
+
+    def _query_and_mark_locked(self, start: int, end: int, vector: ResidencyVector) -> None:
+        """mincore the slice ``[start, end)`` without the lock, then mark what it found."""
+        address = self._chunk(start >> CHUNK_SHIFT).address + (start & CHUNK_MASK)
+        while True:
+            generation = self._decommit_generation
+            self._unlocked_users += 1
+            self._mu.release()
+            try:
+                self._kernel.mincore(address, end - start, vector)
+            finally:
+                self._mu.acquire()
+                self._unlocked_done_locked()
+            if generation == self._decommit_generation:
+                break
+            # Pages were decommitted (maybe reallocated) meanwhile: the answer may be stale.
+        for first, stop in committed_runs(vector.bytes, (end - start) >> PAGE_SHIFT):
+            self._mark_committed_locked(start + (first << PAGE_SHIFT), start + (stop << PAGE_SHIFT))
+
+    def _mark_committed_locked(self, start: int, end: int) -> None:
+        """Mark the committable pages of the committed run ``[start, end)`` known committed."""
+        changed = False
+        for s, e, u in self._usage.segments(start, end):
+            if not u.known_committed and u.refs:
+                self._account(u.kind, e - s)
+                self._usage_expected += e - s
+                changed = True
+        if changed:
+            self._usage.update(start, end, _learn_committed)
+
+    def _finish_scan_locked(self) -> None:
+        """Book what the file holds beyond ``usage_expected`` as swap, or drop the booking.
+
+        The seed books against the usage read before the scan, assuming it
+        only grew since; the lock was dropped meanwhile (pages may have been
+        punched), so we read it again, under the lock.
+        """
+        current = self._kernel.committed_bytes(self._fd)
+        if self._usage_expected < current:
+            swapped = current - self._usage_expected
+            self._account(SYSTEM, swapped - self._usage_swapped)
+            self._usage_swapped = swapped
+        elif self._usage_swapped:
+            self._account(SYSTEM, -self._usage_swapped)
+            self._usage_swapped = 0
+
+    def total_usage(self) -> int:
+        """TotalUsage: what the kernel holds for the file (``fstat`` blocks x 512)."""
+        with self._mu:
+            self._require_live()
+            return self._kernel.committed_bytes(self._fd)
+
+    def total_size(self) -> int:
+        """TotalSize: the size of the backing file."""
+        with self._mu:
+            self._require_live()
+            return self._file_size
+
+    def file(self) -> int:
+        """The backing file's descriptor (Python has no ``os.File``)."""
+        return self.fd()
+
+    def fd(self) -> int:
+        self._require_live()
+        return self._fd
+
+    def committed_ranges(self) -> list[FileRange]:
+        """What ``mincore`` says is committed over the whole file, merged.
+
+        ``SEEK_DATA``/``SEEK_HOLE`` find the regions worth asking about (a
+        sparse file may be huge); chunks not mapped yet are mapped just for the
+        question, so the file's own mappings are not changed.
+        """
+        with self._mu:
+            self._require_live()
+            found: list[FileRange] = []
+            vector = ResidencyVector(_CHUNK_PAGES)
+            for start, end in self._data_regions():
+                for mapping, lo, hi in self._temporary_slices(start, end):
+                    base = mapping[0]
+                    self._kernel.mincore(mapping[1].address + lo, hi - lo, vector)
+                    for first, stop in committed_runs(vector.bytes, (hi - lo) >> PAGE_SHIFT):
+                        run = FileRange(
+                            base + lo + (first << PAGE_SHIFT), base + lo + (stop << PAGE_SHIFT)
+                        )
+                        if found and found[-1].end == run.start:
+                            found[-1] = FileRange(found[-1].start, run.end)
+                        else:
+                            found.append(run)
+                    if mapping[2]:
+                        self._kernel.unmap_chunk(mapping[1])
+            return found
+
+    def _data_regions(self) -> list[tuple[int, int]]:
+        regions = []
+        position = 0
+        while position < self._file_size:
+            try:
+                start = os.lseek(self._fd, position, os.SEEK_DATA)
+            except OSError as error:
+                if error.errno == errno.ENXIO:
+                    break
+                raise
+            end = min(os.lseek(self._fd, start, os.SEEK_HOLE), self._file_size)
+            regions.append((start & ~(PAGE_SIZE - 1), (end + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)))
+            position = end
+        return regions
+
+    def _temporary_slices(
+        self, start: int, end: int
+    ) -> list[tuple[tuple[int, ChunkMapping, bool], int, int]]:
+        """Slices of ``[start, end)`` as ((chunk base, mapping, temporary?), lo, hi)."""
+        slices = []
+        while start < end:
+            chunk = start >> CHUNK_SHIFT
+            base = chunk << CHUNK_SHIFT
+            stop = min(end, base + CHUNK_SIZE)
+            mapping = self._mappings.get(chunk)
+            temporary = mapping is None
+            if mapping is None:
+                mapping = self._kernel.map_chunk(self._fd, base, CHUNK_SIZE)
+            slices.append(((base, mapping, temporary), start - base, stop - base))
+            start = stop
+        return slices
+
+    # --- Evictable memory ----------------------------------------------------------------
+
+    def mark_evictable(self, user: Hashable, er: EvictableRange) -> None:
+        """MarkEvictable: ``user.evict(er)`` may be called in the future.
+
+        DISABLED starts evicting the user at once; ENABLED without memcg
+        pressure wakes the reclaimer, which evicts when it runs out of work.
+        """
+        with self._mu:
+            self._require_live()
+            check_user(user)
+            check_evictable_range(er)
+            info = self._evictable.get(user)
+            if info is None:
+                info = self._evictable[user] = _UserInfo()
+            if er.start < er.end:
+                info.ranges.add(er.start, er.end)
+            if not info.evicting:
+                if self.opts.delayed_eviction is DelayedEviction.DISABLED:
+                    self._start_evictor_locked(user, info)
+                elif self._evict_when_idle:
+                    self._signal_reclaimer_locked()
+
+    def mark_unevictable(self, user: Hashable, er: EvictableRange) -> None:
+        """MarkUnevictable: ``user`` no longer considers ``er`` evictable.
+
+        An eviction already taken off the set may still be delivered (the seed's race).
+        """
+        with self._mu:
+            self._require_live()
+            check_user(user)
+            check_evictable_range(er)
+            info = self._evictable.get(user)
+            if info is None:
+                return
+            if er.start < er.end:
+                info.ranges.remove(er.start, er.end)
+            if not info.evicting and not info.ranges:
+                del self._evictable[user]
+
+    def mark_all_unevictable(self, user: Hashable) -> None:
+        """MarkAllUnevictable: nothing of ``user`` is evictable any more."""
+        with self._mu:
+            self._require_live()
+            check_user(user)
+            info = self._evictable.get(user)
+            if info is None:
+                return
+            info.ranges.clear()
+            if not info.evicting:
+                del self._evictable[user]
+
+    def should_cache_evictable(self) -> bool:
+        """ShouldCacheEvictable: whether evictions are meaningfully delayed."""
+        self._require_live()
+        opts = self.opts
+        return opts.delayed_eviction is DelayedEviction.MANUAL or opts.use_host_memcg_pressure
+
+    def start_evictions(self) -> None:
+        """StartEvictions: start evicting every user not already being evicted."""
+        with self._mu:
+            self._require_live()
+            self._start_evictions_locked()
+
+    def memcg_pressure(self) -> bool:
+        """Deliver one memory-cgroup pressure notification; whether evictions started.
+
+        What the pressure thread calls. Only a file created ENABLED with memcg
+        pressure responds; for any other (or a destroyed one) nothing happens.
+        """
+        with self._mu:
+            if self._destroyed or not (
+                self.opts.delayed_eviction is DelayedEviction.ENABLED
+                and self.opts.use_host_memcg_pressure
+            ):
+                return False
+            return self._start_evictions_locked()
+
+    def _on_pressure(self) -> None:
+        if self.memcg_pressure():
+            log.debug("pgalloc.MemoryFile performing evictions due to memcg pressure")
+
+    def _start_evictions_locked(self) -> bool:
+        started = False
+        for user, info in self._evictable.items():
+            if not info.evicting:  # one eviction thread per user
+                self._start_evictor_locked(user, info)
+                started = True
+        return started
+
+    def _start_evictor_locked(self, user: Hashable, info: _UserInfo) -> None:
+        info.evicting = True
+        if self._background:
+            thread = threading.Thread(
+                target=reclaimer.run_evictor, args=(self, user), name="pgalloc-evict", daemon=True
+            )
+            self._evictors.add(thread)
+            self._evictors_running += 1
+            thread.start()
+
+    def _take_eviction_locked(self, user: Hashable) -> EvictableRange | None:
+        """The eviction thread's locked step: take the user's last range, or finish.
+
+        It finishes (deleting the entry unless ranges remain) when none is
+        left or the file is destroyed.
+        """
+        info = self._evictable.get(user)
+        if info is None or not info.evicting:
+            raise InvariantViolation(f"no eviction runs for {user!r}")
+        if self._destroyed or not info.ranges:
+            if info.ranges:
+                info.evicting = False
+            else:
+                del self._evictable[user]
+            return None
+        last = info.ranges.pop_last()
+        assert last is not None
+        return EvictableRange(*last)
+
+    def _evictor_done_locked(self) -> None:
+        self._evictors.discard(threading.current_thread())
+        self._evictors_running -= 1
+        self._notify_idle_locked()
+
+    def _deliver(self, user: Hashable, er: EvictableRange) -> None:
+        """Call ``user.evict(er)``, without the lock (users that are mere labels get nothing)."""
+        if isinstance(user, EvictableMemoryUser):
+            user.evict(er)
+
+    def wait_for_evictions(self) -> None:
+        """WaitForEvictions: until no eviction is running (without threads: run them)."""
+        if not self._background:
+            self.run_evictions()
+            return
+        with self._mu:
+            while self._evictors_running:
+                self._wait_idle_locked()
+
+    def run_evictions(self) -> list[tuple[Hashable, EvictableRange]]:
+        """Run every pending eviction to its end on this thread, user by user in order.
+
+        Returns what was delivered. With background threads, waits for them
+        instead and returns [].
+        """
+        if self._background:
+            self.wait_for_evictions()
+            return []
+        return reclaimer.evict_all(self)
+
+    # --- The reclaimer's locked steps (driven by impl.reclaimer) ------------------------
+
+    def _find_reclaimable_locked(self) -> tuple[int, int] | Literal["wait", "exit"]:
+        """findReclaimable: take the last reclaimable range, or go idle, or exit.
+
+        Out of work, ENABLED without memcg pressure starts evictions first.
+        """
+        while True:
+            if self._destroyed:
+                return EXIT
+            if not self._reclaimable:
+                if self._evict_when_idle:
+                    self._start_evictions_locked()
+                self._reclaimer_runnable = False
+                self._notify_idle_locked()
+                return WAIT
+            # Allocate works from the end of the file inwards; so does reclaim.
+            last = self._reclaim.pop_last()
+            if last is not None:
+                self._unlocked_users += 1
+                return last
+            self._reclaimable = False
+
+    def _decommit_reclaimed(self, start: int, end: int) -> None:
+        """Punch the taken range, without the lock; if that fails, zero it and warn.
+
+        With manual zeroing nothing is done: pages are zeroed when allocated.
+        """
+        if self.opts.manual_zeroing:
+            return
+        try:
+            self._kernel.punch_hole(self._fd, start, end - start)
+        except OSError as error:
+            log.warning("Reclaim failed to decommit %s: %s", FileRange(start, end), error)
+            # Zeroing frees nothing, but the pages will read as zeroes when reused.
+            self._zero(start, end)
+
+    def _mark_reclaimed_locked(self, start: int, end: int) -> None:
+        """markDecommitted then markReclaimed of the taken range, in one critical section.
+
+        (Two consecutive locked steps of the same thread: running them as one
+        only removes interleavings.) Every page must be unreferenced System
+        memory; it leaves the usage set.
+        """
+        self._unlocked_done_locked()
+        parts = self._usage.segments(start, end)
+        position = start
+        for s, e, u in parts:
+            if s != position or u.refs or u.kind is not SYSTEM:
+                raise InvariantViolation(f"reclaimed pages {FileRange(start, end)} are not free")
+            position = e
+        if position != end:
+            raise InvariantViolation(f"reclaimed pages {FileRange(start, end)} are not in use")
+        for s, e, u in parts:
+            if u.known_committed:
+                self._account(SYSTEM, -(e - s))
+                self._usage_expected -= e - s
+        self._decommit_generation += 1
+        self._usage.remove(start, end)
+
+    def _wait_for_signal_locked(self) -> None:
+        while not self._reclaimer_runnable:
+            self._reclaim_cond.wait()
+
+    def _exit_locked(self) -> None:
+        """The end of runReclaim: close the file and unmap every chunk (once)."""
+        while self._unlocked_users:
+            self._wait_idle_locked()
+        if self._file_open:
+            self._file_open = False
+            self._kernel.close(self._fd)
+            with self._mappings_mu:
+                for chunk, mapping in self._mappings.items():
+                    if not self._kernel.unmap_chunk(mapping):
+                        log.warning(
+                            "chunk %d of the MemoryFile still has views; unmapped when they go",
+                            chunk,
+                        )
+                self._mappings = {}
+        self._notify_idle_locked()
+
+    def reclaim(self) -> list[FileRange]:
+        """Run the reclaimer until it would wait; the ranges it reclaimed, in order.
+
+        With a background reclaimer thread: wait until it is idle, return [].
+        """
+        if self._background:
+            with self._mu:
+                while self._reclaimer_runnable and self._file_open and not self._reclaimer_failed:
+                    self._wait_idle_locked()
+                if self._reclaimer_failed:
+                    raise RuntimeError("the reclaimer thread failed; see the log")
+            return []
+        return reclaimer.reclaim_until_idle(self)
+
+    # --- Lifecycle ------------------------------------------------------------------------
+
+    def destroy(self) -> None:
+        """Destroy: end every thread started, close the file, unmap every chunk. Idempotent.
+
+        Eviction threads stop at their next step; a view still held keeps its
+        chunk mapped until it is released (a warning says so).
+        """
+        with self._mu:
+            if not self._destroyed:
+                self._destroyed = True
+                self._signal_reclaimer_locked()
+        me = threading.current_thread()
+        if self._reclaimer_thread is not None:
+            if self._reclaimer_thread is not me:
+                self._reclaimer_thread.join()
+            with self._mu:
+                evictors = list(self._evictors)
+            for thread in evictors:
+                if thread is not me:
+                    thread.join()
+        else:
+            reclaimer.evict_all(self)
+        with self._mu:
+            self._exit_locked()  # already done by the reclaimer, unless it died
+        if self._watcher is not None:
+            self._watcher.stop()
+
+    def __enter__(self) -> MemoryFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.destroy()
+
+    def __str__(self) -> str:
+        """String: the usage set, one segment per line."""
+        with self._mu:
+            lines = [
+                f"{FileRange(s, e)}: kind={u.kind.name} refs={u.refs} "
+                f"known_committed={u.known_committed}"
+                for s, e, u in self._usage
+            ]
+        return "\n".join(lines) if lines else "(no pages in use)"
+
+    def observation(self, label: Callable[[Hashable], str] = str) -> ImplObservation:
+        """A snapshot shaped like the specification's ``Observation``."""
+        with self._mu:
+            return ImplObservation(
+                file_size=self._file_size,
+                usage=tuple(
+                    (FileRange(s, e), u.kind, u.refs, u.known_committed) for s, e, u in self._usage
+                ),
+                reclaim=tuple(FileRange(s, e) for s, e in self._reclaim),
+                accounting=tuple((kind, self._contributed[kind]) for kind in MemoryKind),
+                usage_expected=self._usage_expected,
+                usage_swapped=self._usage_swapped,
+                evictable=tuple(
+                    sorted(
+                        (
+                            label(user),
+                            tuple(EvictableRange(s, e) for s, e in info.ranges),
+                            info.evicting,
+                        )
+                        for user, info in self._evictable.items()
+                    )
+                ),
+            )
