@@ -56,12 +56,16 @@ def load_selected_profile() -> str:
 
 
 def fuzzing_settings(max_examples: int = 1_000_000) -> settings:
-    """Randomized settings for budgeted fuzzing: never derandomized, no example database."""
+    """Randomized settings for budgeted fuzzing: never derandomized, no example database.
+
+    One failure is reported (the first found, shrunk), with its reproducing program.
+    """
     return settings(
         max_examples=max_examples,
         derandomize=False,
         database=None,
         deadline=None,
         phases=[Phase.generate, Phase.shrink],
+        report_multiple_bugs=False,
         suppress_health_check=_QUIET_HEALTH,
     )
