@@ -3,6 +3,11 @@
 ``pgalloc check`` is the main job: it runs every check of the evidence (see
 ``models/checks.py``) within a time budget, shows progress on stderr, prints a
 summary table and exits non-zero if anything failed.
+
+The conformance commands (``models/conformance/commands.py``) serve porters:
+``pgalloc vectors generate | replay | coverage`` for the committed corpus,
+``pgalloc conform`` for randomized differential runs against a port's
+driver, and ``pgalloc driver spec | impl`` for the drivers we ship.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import argparse
 import sys
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from models.check import CheckResult
 from models.checks import CHECKS
@@ -98,6 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="run only this check (repeatable)",
     )
     check.add_argument("--list", action="store_true", help="list the checks and exit")
+    _add_conformance_commands(commands)
     args = parser.parse_args(argv)
     if args.command == "check":
         if args.list:
@@ -107,6 +114,72 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.budget <= 0:
             parser.error("--budget must be positive")
         return run_check(args.budget, args.only)
+    return _run_conformance_command(parser, args)
+
+
+def _add_conformance_commands(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> None:
+    from models.conformance.generate import DEFAULT_DIRECTORY
+    from models.conformance.mutants import MUTANTS
+    from models.conformance.process import DEFAULT_TIMEOUT
+
+    vectors = commands.add_parser("vectors", help="the conformance vectors: generate, replay")
+    actions = vectors.add_subparsers(dest="action", required=True)
+    generate = actions.add_parser("generate", help="derive the corpus from the specification")
+    generate.add_argument("--dir", type=Path, default=DEFAULT_DIRECTORY, help="where to write")
+    generate.add_argument(
+        "--check", action="store_true", help="compare with the corpus on disk instead of writing"
+    )
+    replay = actions.add_parser("replay", help="replay vectors through a port's driver")
+    coverage = actions.add_parser(
+        "coverage", help="line and branch coverage of spec/ while replaying the vectors"
+    )
+    for sub in (replay, coverage):
+        sub.add_argument(
+            "--vectors", type=Path, default=DEFAULT_DIRECTORY, help="a vector file or folder"
+        )
+    conform = commands.add_parser(
+        "conform", help="random sequences through a port's driver and the spec side by side"
+    )
+    conform.add_argument("--budget", type=float, default=60.0, metavar="SECONDS")
+    conform.add_argument(
+        "--save", type=Path, metavar="FILE", help="also write a divergence's trace here"
+    )
+    for sub in (replay, conform):
+        sub.add_argument("--driver", required=True, metavar="CMD", help="the driver command")
+        sub.add_argument(
+            "--timeout",
+            type=float,
+            default=DEFAULT_TIMEOUT,
+            metavar="SECONDS",
+            help=f"per request (default {DEFAULT_TIMEOUT:g})",
+        )
+    replay.add_argument("--quiet", action="store_true", help="print only failures")
+    driver = commands.add_parser("driver", help="serve a shipped driver on stdin/stdout")
+    driver.add_argument("port", choices=["spec", "impl"])
+    driver.add_argument(
+        "--mutant", choices=sorted(MUTANTS), help="a deliberately wrong spec driver"
+    )
+
+
+def _run_conformance_command(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    from models.conformance import commands
+
+    if args.command == "vectors":
+        if args.action == "generate":
+            return commands.vectors_generate(args.dir, args.check)
+        if args.action == "coverage":
+            return commands.vectors_coverage(args.vectors)
+        return commands.vectors_replay(args.driver, args.vectors, args.timeout, args.quiet)
+    if args.command == "conform":
+        if args.budget <= 0:
+            parser.error("--budget must be positive")
+        return commands.conform(args.driver, args.budget, args.timeout, args.save)
+    if args.command == "driver":
+        if args.mutant and args.port != "spec":
+            parser.error("--mutant applies to the spec driver")
+        return commands.driver(args.port, args.mutant)
     raise AssertionError(f"unhandled command {args.command}")
 
 

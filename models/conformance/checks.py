@@ -1,0 +1,75 @@
+"""The conformance checks of ``pgalloc check``.
+
+``conformance``: the committed corpus is what the generator makes; it
+replays clean through the spec driver and the impl driver (each a real
+subprocess speaking the protocol); a mutant driver is caught; and a
+budgeted ``conform`` run against the impl driver finds no divergence.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from models.check import Check, CheckResult, Progress
+from models.conformance import generate
+from models.conformance.conform import run_conform
+from models.conformance.process import DriverFailure, SubprocessDriver
+from models.conformance.replay import Outcome, load_vectors, replay
+
+NAME = "conformance"
+
+
+def driver_command(port: str, mutant: str | None = None) -> list[str]:
+    """The command of one of our drivers, run by this very interpreter."""
+    command = [sys.executable, "-m", "models.conformance.driver", port]
+    return command + (["--mutant", mutant] if mutant else [])
+
+
+def run_conformance(budget: float, progress: Progress) -> CheckResult:
+    started = time.monotonic()
+    problems: list[str] = []
+    steps = 0
+    files = generate.render(generate.all_vectors())
+    stale = generate.differences(files, generate.corpus_files(generate.DEFAULT_DIRECTORY))
+    if stale:
+        problems.append(f"the corpus is not what the generator makes: {stale[:5]}")
+    vectors = load_vectors(generate.DEFAULT_DIRECTORY)
+    progress(f"{NAME}: {len(vectors)} vectors, replaying through the spec and impl drivers")
+    for port, mutant, must_pass in (
+        ("spec", None, True),
+        ("impl", None, True),
+        ("spec", "huge-4k", False),
+    ):
+        try:
+            with SubprocessDriver(driver_command(port, mutant)) as driver:
+                results = list(replay(vectors, driver))
+        except DriverFailure as failure:
+            problems.append(f"the {port} driver failed to start: {failure}")
+            continue
+        steps += sum(len(v.steps) for v in vectors)
+        failed = [r.line() for r in results if r.outcome is Outcome.FAILED]
+        if must_pass and failed:
+            problems.append(f"{port}: {len(failed)} vectors failed, first: {failed[0]}")
+        if not must_pass and not failed:
+            problems.append(f"the mutant {mutant} passed every vector: the runner is blind")
+    remaining = max(5.0, budget - (time.monotonic() - started))
+    progress(f"{NAME}: conform against the impl driver for {remaining:.0f}s")
+    with SubprocessDriver(driver_command("impl")) as driver:
+        result = run_conform(driver, remaining, progress)
+    steps += result.steps
+    if result.divergence is not None:
+        problems.append(f"conform found a divergence of impl: {result.detail}")
+    return CheckResult(
+        NAME, not problems, steps, "steps", time.monotonic() - started, "\n".join(problems)
+    )
+
+
+CHECKS: list[Check] = [
+    Check(
+        NAME,
+        "the vector corpus is current and replays clean through the spec and impl drivers; "
+        "a mutant is caught; conform finds no divergence of impl",
+        run_conformance,
+    )
+]

@@ -1,0 +1,164 @@
+"""``pgalloc conform``: random operation sequences through a port and the spec side by side.
+
+Hypothesis draws a sequence of actions (:mod:`models.conformance.actions`);
+each request goes to the checked specification, which gives the expected
+response, and at once to the port's driver, whose response is compared
+(allowances applied). At the first difference — or crash, hang, malformed
+answer — the example fails, and hypothesis shrinks it to a minimal trace,
+which is printed as a vector the porter can keep and replay. Generation is
+randomized (never derandomized), in batches until the time budget is
+spent (a batch is a few seconds, so the budget may be overrun by that);
+shrinking gets a budget of its own, after which the smallest trace found
+so far is reported.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
+
+from hypothesis import Verbosity, given, settings
+from hypothesis import strategies as st
+
+from models.conformance.actions import action_table, random_options, random_step
+from models.conformance.compare import Verdict, compare
+from models.conformance.process import Driver, DriverFailure
+from models.conformance.protocol import FEATURES
+from models.conformance.recorder import Recorder
+from models.conformance.replay import Outcome, replay_vector
+from models.conformance.vector import Step, Vector
+from models.profiles import fuzzing_settings
+
+MAX_STEPS = 40
+BATCH = 20
+"""Examples per hypothesis run; the budget is checked between runs."""
+
+
+class Divergence(Exception):
+    """The port answered ``step`` differently from the specification."""
+
+    def __init__(self, step: Step, detail: str) -> None:
+        self.step = step
+        self.detail = detail
+        super().__init__(detail)
+
+
+class Ended(Exception):
+    """The port aborted where that is allowed, or does not support a request: the trace ends."""
+
+
+@dataclass
+class ConformResult:
+    examples: int = 0
+    steps: int = 0
+    seconds: float = 0.0
+    divergence: Vector | None = None
+    """The minimal failing trace, as a vector, if the port diverged."""
+    detail: str = ""
+    confirmed: bool = False
+    """The minimal trace, replayed alone through a fresh session, fails again."""
+    ended: dict[str, int] = field(default_factory=dict)
+    """How many examples ended early, and why (aborted / unsupported)."""
+
+
+def _send(driver: Driver, step: Step) -> None:
+    """The observer of a recording: send the step to the port and compare (raises)."""
+    try:
+        actual = driver.request(step.request)
+    except DriverFailure as failure:
+        expected = step.response
+        if failure.kind == "crashed" and expected.get("error") == "contract":
+            raise Ended("aborted") from None
+        raise Divergence(step, str(failure)) from None
+    comparison = compare(step.request, step.response, actual)
+    if comparison.verdict is Verdict.ABORTED:
+        raise Ended("aborted")
+    if comparison.verdict is Verdict.UNSUPPORTED:
+        raise Ended("unsupported")
+    if comparison.verdict is Verdict.MISMATCH:
+        raise Divergence(step, comparison.detail)
+
+
+def run_conform(
+    driver: Driver,
+    budget: float,
+    report: Callable[[str], None] = print,
+    *,
+    features: Collection[str] | None = None,
+    max_steps: int = MAX_STEPS,
+    shrink_budget: float | None = None,
+) -> ConformResult:
+    """Run randomized sequences through ``driver`` for about ``budget`` seconds.
+
+    ``features`` (default: what the driver declares) limits what is drawn;
+    ``shrink_budget`` (default: the larger of the budget and 30 s) bounds
+    the time spent minimizing a divergence.
+    """
+    supported = frozenset(features if features is not None else driver.features)
+    supported &= frozenset(FEATURES)
+    table = action_table(supported)
+    result = ConformResult()
+    started = time.monotonic()
+    deadline = started + budget
+    shrink_deadline: float | None = None
+    best: tuple[list[Step], str] | None = None
+
+    def example(data: st.DataObject) -> None:
+        nonlocal shrink_deadline, best
+        if shrink_deadline is not None and time.monotonic() > shrink_deadline:
+            # Out of shrinking time: pass, so hypothesis stops (it may call that flaky;
+            # the smallest trace so far is kept). Generation is never cut short this
+            # way, which hypothesis would take for inconsistent data generation.
+            return
+        result.examples += 1
+        opts, faults = random_options(data.draw, supported)
+        recorder = Recorder(
+            "conform/divergence",
+            "",
+            opts,
+            faults=faults,
+            observer=lambda step: _send(driver, step),
+        )
+        try:
+            for _ in range(data.draw(st.integers(1, max_steps))):
+                random_step(recorder, data.draw, table, supported)
+            if data.draw(st.integers(0, 9)) == 0:
+                recorder.simple("destroy")
+        except Ended as ended:
+            result.ended[str(ended)] = result.ended.get(str(ended), 0) + 1
+        except Divergence as divergence:
+            if shrink_deadline is None:
+                shrink_deadline = time.monotonic() + (
+                    shrink_budget if shrink_budget is not None else max(budget, 30.0)
+                )
+            if best is None or len(recorder.steps) <= len(best[0]):
+                best = (list(recorder.steps), divergence.detail)
+            raise
+        finally:
+            result.steps += len(recorder.steps)
+
+    quiet = settings(parent=fuzzing_settings(max_examples=BATCH), verbosity=Verbosity.quiet)
+    run = quiet(given(st.data())(example))
+    while best is None and time.monotonic() < deadline:
+        try:
+            run()
+        except Exception:  # hypothesis re-raises the divergence, or Flaky if it shrank past
+            if best is None:  # the shrink budget; either way the best trace is kept
+                raise
+        report(
+            f"conform: {result.examples} sequences, {result.steps} steps, "
+            f"{time.monotonic() - started:.0f}s"
+        )
+    result.seconds = time.monotonic() - started
+    if best is not None:
+        steps, detail = best
+        result.detail = detail
+        result.divergence = Vector(
+            "conform/divergence",
+            f"A minimal trace on which {driver.name} departs from the specification "
+            f"(found by pgalloc conform): at step {len(steps) - 1}, {detail}",
+            tuple(steps),
+        )
+        result.confirmed = replay_vector(result.divergence, driver).outcome is Outcome.FAILED
+    return result

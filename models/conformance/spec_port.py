@@ -1,0 +1,60 @@
+"""The specification as a port: what ``pgalloc driver spec`` serves and the generator records.
+
+With ``checked`` (the generator's and the conform runner's reference side),
+every request is followed by :func:`spec.invariants.check_invariants`, and
+every allocation by the check that it reads as zeroes: a vector is never
+recorded from a state the specification itself considers broken.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from models.conformance.codec import Json
+from models.conformance.port import Mapping, MemoryFilePort, Response
+from spec.invariants import check_fresh_allocation, check_invariants
+from spec.memory_file import SpecMemoryFile
+from spec.rangemap import range_set
+from spec.state import Observation
+from spec.vocabulary import FileRange, MemoryFileOpts
+
+
+class SpecPort(MemoryFilePort):
+    name = "pgalloc-spec"
+
+    def __init__(self, *, checked: bool = False) -> None:
+        super().__init__()
+        self.checked = checked
+
+    @property
+    def spec(self) -> SpecMemoryFile:
+        """The specification's memory file (the session must have created one)."""
+        assert isinstance(self.file, SpecMemoryFile)
+        return self.file
+
+    def create_file(self, opts: MemoryFileOpts, punch_error: int | None) -> SpecMemoryFile:
+        return SpecMemoryFile(opts, punch_error=punch_error)
+
+    def update_usage(self, now: int, committed: list[FileRange] | None) -> None:
+        self.spec.update_usage(now, None if committed is None else range_set(committed))
+
+    def blocks(self, mapping: Any, fr: FileRange) -> list[tuple[int, int]]:
+        return [(block.start, block.end) for block in mapping]
+
+    def write_mapped(self, mapping: Mapping, offset: int, data: bytes) -> None:
+        self.spec.write(offset, data)
+
+    def read_mapped(self, mapping: Mapping, fr: FileRange) -> bytes:
+        return self.spec.read(fr)
+
+    def observe(self) -> Observation:
+        return self.spec.observation(label=lambda user: getattr(user, "name", str(user)))
+
+    def handle(self, request: dict[str, Json]) -> Response:
+        response = super().handle(request)
+        if self.checked and isinstance(self.file, SpecMemoryFile):
+            check_invariants(self.spec.state)
+            if request.get("op") == "allocate" and response["ok"]:
+                start, end = response["result"]
+                check_fresh_allocation(self.spec.state, FileRange(int(start), int(end)))
+        return response

@@ -1,0 +1,140 @@
+"""``conform``: no divergence for the shipped ports; a minimal, replayable trace for wrong ones."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from models.conformance.checks import driver_command
+from models.conformance.conform import run_conform
+from models.conformance.mutants import MUTANTS
+from models.conformance.process import InProcessDriver, SubprocessDriver
+from models.conformance.replay import Outcome, replay, vector_paths
+from models.conformance.schema import validate
+from models.conformance.spec_port import SpecPort
+from models.conformance.vector import Vector, dumps
+
+
+@pytest.mark.parametrize("port", ["spec", "impl"])
+def test_shipped_drivers_do_not_diverge(port: str) -> None:
+    with SubprocessDriver(driver_command(port)) as driver:
+        result = run_conform(driver, 4.0, lambda line: None)
+    assert result.divergence is None, result.detail
+    assert result.examples >= 20 and result.steps > 200
+
+
+def _minimal_divergence(mutant: str) -> Vector:
+    driver = InProcessDriver(MUTANTS[mutant]())
+    result = run_conform(driver, 60.0, lambda line: None, shrink_budget=60.0)
+    assert result.divergence is not None, f"conform missed the mutant {mutant}"
+    assert result.confirmed
+    return result.divergence
+
+
+def test_huge_alignment_mutant_shrinks_to_one_huge_allocation() -> None:
+    vector = _minimal_divergence("huge-4k")
+    validate("vector", json.loads(dumps(vector)))
+    requests = [step.request for step in vector.steps]
+    assert requests[0]["op"] == "create"
+    assert requests[0]["options"] == {
+        "delayed_eviction": "Default",
+        "use_host_memcg_pressure": False,
+        "manual_zeroing": False,
+    }
+    last = requests[-1]
+    assert last["op"] == "allocate" and int(last["length"]) >= 2 << 20
+    assert len([r for r in requests if r["op"] != "state"]) <= 4, dumps(vector)
+    assert "result[0]" in vector.description
+    # The spec itself passes the trace: the expected responses are the specification's.
+    (passed,) = replay([vector], InProcessDriver(SpecPort()))
+    assert passed.outcome is Outcome.PASSED
+
+
+def test_never_reclaiming_mutant_shrinks_to_allocate_free_reclaim() -> None:
+    vector = _minimal_divergence("never-reclaims")
+    ops = [step.request["op"] for step in vector.steps if step.request["op"] != "state"]
+    assert ops[-1] == "reclaim" and len(ops) <= 4, dumps(vector)
+    (failed,) = replay([vector], InProcessDriver(MUTANTS["never-reclaims"]()))
+    assert failed.outcome is Outcome.FAILED and failed.step == len(vector.steps) - 1
+
+
+def test_conform_command_prints_a_vector_and_fails(tmp_path: Path) -> None:
+    saved = tmp_path / "divergence.json"
+    driver = " ".join(driver_command("spec", "huge-4k"))
+    finished = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "models.cli",
+            "conform",
+            "--budget",
+            "20",
+            "--driver",
+            driver,
+            "--save",
+            str(saved),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert finished.returncode == 1, finished.stderr
+    printed = json.loads(finished.stdout)
+    assert printed == json.loads(saved.read_text())
+    assert printed["steps"][-1]["request"]["op"] == "allocate"
+    assert "DIVERGENCE" in finished.stderr
+    replayed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "models.cli",
+            "vectors",
+            "replay",
+            "--driver",
+            driver,
+            "--vectors",
+            str(saved),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert replayed.returncode == 1 and "FAIL" in replayed.stdout
+
+
+def test_conform_reports_a_crashing_driver_with_its_trace() -> None:
+    with SubprocessDriver(driver_command("spec", "crashes")) as driver:
+        result = run_conform(driver, 60.0, lambda line: None, shrink_budget=5.0)
+    assert result.divergence is not None
+    assert "crashed" in result.detail and "panic" in result.detail
+    assert result.divergence.steps[-1].request["op"] == "reclaim"
+
+
+def test_replay_command() -> None:
+    replayed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "models.cli",
+            "vectors",
+            "replay",
+            "--quiet",
+            "--driver",
+            " ".join(driver_command("impl")),
+            "--vectors",
+            "vectors/evict",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert replayed.returncode == 0, replayed.stdout
+    count = len(vector_paths(Path("vectors/evict")))
+    assert f"pgalloc-impl: {count} passed, 0 failed" in replayed.stdout
