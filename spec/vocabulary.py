@@ -62,8 +62,8 @@ def is_uint64(value: object) -> bool:
 # --- Ranges -------------------------------------------------------------------
 
 
-class FileRange(NamedTuple):
-    """A half-open range ``[start, end)`` of byte offsets into the backing file."""
+class HalfOpenRange(NamedTuple):
+    """A half-open range ``[start, end)`` of uint64 offsets (gVisor's generated range types)."""
 
     start: int
     end: int
@@ -72,8 +72,17 @@ class FileRange(NamedTuple):
         return self.start <= self.end
 
     def length(self) -> int:
-        """The number of bytes in the range (0 for an ill-formed one, unlike Go)."""
+        """The number of offsets in the range (0 for an ill-formed one, unlike Go)."""
         return max(0, self.end - self.start)
+
+    def __str__(self) -> str:
+        return f"[{self.start:#x}, {self.end:#x})"
+
+
+class FileRange(HalfOpenRange):
+    """A half-open range ``[start, end)`` of byte offsets into the backing file."""
+
+    __slots__ = ()
 
     def contains(self, offset: int) -> bool:
         return self.start <= offset < self.end
@@ -90,24 +99,11 @@ class FileRange(NamedTuple):
         end = min(self.end, other.end)
         return FileRange(start, max(start, end))
 
-    def __str__(self) -> str:
-        return f"[{self.start:#x}, {self.end:#x})"
 
-
-class EvictableRange(NamedTuple):
+class EvictableRange(HalfOpenRange):
     """A half-open range of offsets in an :class:`EvictableMemoryUser`'s own space."""
 
-    start: int
-    end: int
-
-    def well_formed(self) -> bool:
-        return self.start <= self.end
-
-    def length(self) -> int:
-        return max(0, self.end - self.start)
-
-    def __str__(self) -> str:
-        return f"[{self.start:#x}, {self.end:#x})"
+    __slots__ = ()
 
 
 # --- Kinds, options, access ----------------------------------------------------
