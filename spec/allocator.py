@@ -143,6 +143,7 @@ def allocate_and_fill(
         if not n:
             error = EOFError(f"reader ended after {done} of {length} bytes")
             break
+        n = min(n, len(view))  # a reader claiming more than it was given wrote no more
         state = replace(state, host=hostmodel.write(state.host, fr.start + done, bytes(view[:n])))
         done += n
     kept = done - done % PAGE_SIZE
