@@ -13,6 +13,11 @@ ones), as the best of several repeats:
 * allocate + dec_ref + reclaim of 4 KiB vs a raw punch-hole of a touched page
   (target <= 2x); touching the page is the caller's work and is timed in
   neither.
+
+First touch is the noisiest figure: it is page faults into guest memory, and
+an A/A run here (raw memset against itself, same interleaving) spreads over
+0.96-1.005x, so a reading a few percent under target is noise, not cost (the
+fill path adds one ``map_internal`` call per 256 MiB).
 """
 
 from __future__ import annotations

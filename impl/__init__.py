@@ -4,7 +4,7 @@ Read in this order: :mod:`impl.kernel` (the one seam to the OS),
 :mod:`impl.segments` (the usage, reclaim and evictable sets),
 :mod:`impl.accounting`, :mod:`impl.memory_file` (the allocator and its
 locks), :mod:`impl.reclaimer` (the background loops as shared steps),
-:mod:`impl.pressure` (memory-cgroup notifications), :mod:`impl.observation`.
+:mod:`impl.pressure` (memory-cgroup notifications).
 
 ``impl`` imports only the specification's vocabulary (``spec.vocabulary``,
 ``spec.errors``, ``spec.arguments``), never its state machine.
@@ -13,7 +13,6 @@ locks), :mod:`impl.reclaimer` (the background loops as shared steps),
 from impl.accounting import MEMORY_ACCOUNTING, MemoryAccounting
 from impl.kernel import Kernel
 from impl.memory_file import MemoryFile
-from impl.observation import ImplObservation
 from impl.pressure import (
     AnyPressure,
     MemcgPressureLevel,
@@ -27,7 +26,6 @@ from impl.pressure import (
 __all__ = [
     "MEMORY_ACCOUNTING",
     "AnyPressure",
-    "ImplObservation",
     "Kernel",
     "MemcgPressureLevel",
     "MemcgUsageThreshold",

@@ -124,7 +124,8 @@ class RangeSet:
         ends = self._ends[b]
         sizes = self._sizes[b]
         i = bisect_left(ends, start)
-        first_start = ends[i] - sizes[i]
+        range_end = ends[i]
+        first_start = range_end - sizes[i]
         if first_start > end:  # touches nothing: a range of its own
             ends.insert(i, end)
             sizes.insert(i, end - start)
@@ -132,18 +133,24 @@ class RangeSet:
             if len(ends) > 2 * self._load:
                 self._split(b)
             return
-        start = min(start, first_start)
-        # Absorb every range starting at or before end.
-        b1, i1 = self._last_starting_before(b, i, end + 1)
-        end = max(end, self._ends[b1][i1])
-        if b1 == b and i1 == i:
-            ends[i] = end
-            sizes[i] = end - start
-            if i == len(ends) - 1:
-                lasts[b] = end
+        start = first_start if first_start < start else start
+        # Absorb every range starting at or before end. Usually that is range i
+        # alone, as when a freed range joins the one below it: check the next
+        # range of the leaf before searching.
+        if end <= range_end:
+            end = range_end
+        elif not (i + 1 < len(ends) and ends[i + 1] - sizes[i + 1] > end):
+            b1, i1 = self._last_starting_before(b, i, end + 1)
+            if b1 != b or i1 != i:
+                end = max(end, self._ends[b1][i1])
+                self._splice(b, i, b1, i1 + 1, [end], [end - start])
+                return
+        ends[i] = end
+        sizes[i] = end - start
+        if i == len(ends) - 1:
+            lasts[b] = end
+        if end - start > self._bounds[b]:
             self._raise_bound(b, end - start)
-            return
-        self._splice(b, i, b1, i1 + 1, [end], [end - start])
 
     def remove(self, start: int, end: int) -> None:
         """Difference with ``[start, end)``, in O(log n + B + ranges removed)."""

@@ -118,9 +118,10 @@ class SegmentSet(Generic[V]):
 
     def lower_bound(self, position: int) -> tuple[int, int, V] | None:
         """The first segment ending after ``position``, or None. O(log n)."""
-        b, i = self._position_after(position)
+        b = bisect_right(self._lasts, position)  # _position_after, inlined: this is hot
         if b == len(self._lasts):
             return None
+        i = bisect_right(self._ends[b], position)
         return self._starts[b][i], self._ends[b][i], self._vals[b][i]
 
     def segments(self, start: int, end: int) -> list[tuple[int, int, V]]:
@@ -131,8 +132,22 @@ class SegmentSet(Generic[V]):
         out: list[tuple[int, int, V]] = []
         if start >= end:
             return out
-        b, i = self._position_after(start)
         count = len(self._lasts)
+        b = bisect_right(self._lasts, start)
+        if b == count:
+            return out
+        ends = self._ends[b]
+        i = bisect_right(ends, start)
+        segment_end = ends[i]
+        if segment_end >= end:
+            # One segment reaches past end (the usual case: a whole allocation),
+            # so it is the only part: what the loop below returns, without it.
+            segment_start = self._starts[b][i]
+            if segment_start < end:
+                out.append(
+                    (segment_start if segment_start > start else start, end, self._vals[b][i])
+                )
+            return out
         while b < count:
             starts = self._starts[b]
             ends = self._ends[b]
@@ -167,24 +182,28 @@ class SegmentSet(Generic[V]):
         count = len(lasts)
         # (b, i): the next segment, the first ending after start. Allocations go
         # top-down, so it is usually the segment the last insert touched (the
-        # finger), with the previous segment in the same leaf: checking that
-        # costs less than two bisects.
+        # finger), with the previous segment in the same leaf (or none at all):
+        # checking that costs less than two bisects. The finger may be stale,
+        # even past the last leaf (the set may have shrunk since).
         b, i = self._finger
-        if b < count:
-            ends = self._ends[b]
-            if not 0 < i < len(ends) or not ends[i - 1] <= start < ends[i]:
-                b = count
-        if b == count:
+        if not (
+            b < count
+            and i < len(ends := self._ends[b])
+            and start < ends[i]
+            and (ends[i - 1] <= start if i else not b)
+        ):
             b = bisect_right(lasts, start)
             if b < count:
                 ends = self._ends[b]
                 i = bisect_right(ends, start)
             else:
                 i = 0
-        if i:  # the common case: both neighbours in leaf b, the previous one at i - 1
+        if b < count and (i or not b):
+            # The common case: the next segment at i in leaf b, the previous one
+            # (if any: at the very start there is none) at i - 1.
             starts = self._starts[b]
             vals = self._vals[b]
-            if ends[i - 1] == start and vals[i - 1] == value:
+            if i and ends[i - 1] == start and vals[i - 1] == value:
                 self._finger = (b, i - 1)
                 if starts[i] == end and vals[i] == value:
                     # Fills a hole exactly: the next segment joins the previous.
@@ -256,14 +275,13 @@ class SegmentSet(Generic[V]):
         """
         if start >= end:
             return
-        b0, i0 = self._position_after(start)
         count = len(self._lasts)
+        b0 = bisect_right(self._lasts, start)  # _position_after, inlined: this is hot
         if b0 == count:
             return
-        starts = self._starts[b0]
         ends = self._ends[b0]
-        segment_start = starts[i0]
-        if segment_start >= end:
+        i0 = bisect_right(ends, start)
+        if self._starts[b0][i0] >= end:
             return
         if ends[i0] >= end and self._update_one(b0, i0, start, end, fn):
             return
@@ -315,45 +333,43 @@ class SegmentSet(Generic[V]):
         ends = self._ends[b]
         vals = self._vals[b]
         segment_start = starts[i]
-        segment_end = ends[i]
-        lo = segment_start if segment_start > start else start
-        hi = segment_end if segment_end < end else end
-        # The neighbours the updated part may merge with.
-        check_prev = lo == segment_start and (i or b)
-        check_next = hi == segment_end and (i + 1 < len(starts) or b + 1 < len(self._lasts))
-        if (check_prev and not i) or (check_next and i + 1 == len(starts)):
+        segment_end = ends[i]  # at least end
+        last = len(starts) - 1
+        # A part reaching an end of the segment may merge with the neighbour
+        # there, which must then be in this leaf (or absent).
+        if (start <= segment_start and not i and b) or (
+            end == segment_end and i == last and b + 1 < len(self._lasts)
+        ):
             return False
         value = vals[i]
         new_value = fn(value)
         self._version += 1
-        merge_prev = check_prev and ends[i - 1] == lo and vals[i - 1] == new_value
-        merge_next = check_next and starts[i + 1] == hi and vals[i + 1] == new_value
-        if not (merge_prev or merge_next or lo > segment_start or hi < segment_end):
-            vals[i] = new_value  # the usual case: one whole segment changes value
-            return True
         if new_value == value:
-            return True
-        new_starts = []
-        new_ends = []
-        new_vals = []
-        if lo > segment_start:
-            new_starts.append(segment_start)
-            new_ends.append(lo)
-            new_vals.append(value)
-        new_starts.append(starts[i - 1] if merge_prev else lo)
-        new_ends.append(ends[i + 1] if merge_next else hi)
-        new_vals.append(new_value)
-        if hi < segment_end:
-            new_starts.append(hi)
-            new_ends.append(segment_end)
-            new_vals.append(value)
-        first = i - 1 if merge_prev else i
-        stop = i + 2 if merge_next else i + 1
-        starts[first:stop] = new_starts
-        ends[first:stop] = new_ends
-        vals[first:stop] = new_vals
-        self._len += len(new_starts) - (stop - first)
-        self._repair(b)
+            return True  # nothing changes (the set is merged: no merge can happen either)
+        # After the part: cut off the rest of the segment, or join the next segment.
+        if end < segment_end:
+            starts.insert(i + 1, end)
+            ends.insert(i, end)
+            vals.insert(i, value)
+        elif i < last and starts[i + 1] == end and vals[i + 1] == new_value:
+            ends[i] = ends[i + 1]
+            del starts[i + 1], ends[i + 1], vals[i + 1]
+        # Before the part: cut off the start of the segment, or join the previous
+        # one (the part then starts at segment_start: start may lie in a gap).
+        if start > segment_start:
+            starts.insert(i + 1, start)
+            ends.insert(i, start)
+            vals.insert(i + 1, new_value)
+        elif i and ends[i - 1] == segment_start and vals[i - 1] == new_value:
+            ends[i - 1] = ends[i]
+            del starts[i], ends[i], vals[i]
+        else:
+            vals[i] = new_value
+        size = len(starts)
+        self._len += size - last - 1
+        # The leaf's last end is unchanged; it may need splitting or joining.
+        if size > 2 * self._load or (size < self._load >> 1 and len(self._lasts) > 1):
+            self._repair(b)
         return True
 
     def remove(self, start: int, end: int) -> None:
@@ -363,10 +379,14 @@ class SegmentSet(Generic[V]):
         """
         if start >= end:
             return
-        b0, i0 = self._position_after(start)
-        if b0 == len(self._lasts) or self._starts[b0][i0] >= end:
+        b0 = bisect_right(self._lasts, start)  # _position_after, inlined: this is hot
+        if b0 == len(self._lasts):
             return
-        if self._ends[b0][i0] >= end:
+        ends = self._ends[b0]
+        i0 = bisect_right(ends, start)
+        if self._starts[b0][i0] >= end:
+            return
+        if ends[i0] >= end:
             self._remove_within(b0, i0, start, end)
             return
         b1, i1 = self._end_position(b0, i0, end)
@@ -414,7 +434,10 @@ class SegmentSet(Generic[V]):
         else:
             del starts[i], ends[i], self._vals[b][i]
             self._len -= 1
-            self._after_delete(b)
+            if not ends or (len(ends) < self._load >> 1 and len(self._lasts) > 1):
+                self._after_delete(b)
+            elif i == len(ends):
+                self._lasts[b] = ends[-1]
         self._gaps.add(
             segment_start if segment_start > start else start,
             segment_end if segment_end < end else end,

@@ -1,1 +1,4 @@
-"""The evidence that spec and impl agree and are right: proofs, model checking, stateful machines, conformance, the command line."""
+"""The evidence that spec and impl agree and are right.
+
+Proofs, model checking, stateful machines, conformance, the command line.
+"""

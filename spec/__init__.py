@@ -32,7 +32,7 @@ from spec.errors import (
 from spec.invariants import check_invariants
 from spec.memory_file import SpecMemoryFile
 from spec.ranges import find_available_range
-from spec.state import SEED, Observation, SeedDefects, State, observe
+from spec.state import SEED, SeedDefects, State, observe
 from spec.vocabulary import (
     CHUNK_SIZE,
     HUGE_PAGE_SIZE,
@@ -50,6 +50,7 @@ from spec.vocabulary import (
     FillResult,
     MemoryFileOpts,
     MemoryKind,
+    Observation,
     Reader,
 )
 

@@ -14,7 +14,7 @@ from collections.abc import Callable, Hashable
 
 from spec import allocator, eviction, reclaimer, usage
 from spec.rangemap import RangeSet
-from spec.state import Observation, ReclaimerStep, SeedDefects, State, observe
+from spec.state import ReclaimerStep, SeedDefects, State, observe
 from spec.vocabulary import (
     AccessType,
     EvictableMemoryUser,
@@ -23,6 +23,7 @@ from spec.vocabulary import (
     FillResult,
     MemoryFileOpts,
     MemoryKind,
+    Observation,
     Reader,
 )
 

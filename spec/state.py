@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 
 from spec.host import Host
 from spec.rangemap import EMPTY_SET, RangeMap, RangeSet
-from spec.vocabulary import EvictableRange, FileRange, MemoryFileOpts, MemoryKind
+from spec.vocabulary import EvictableRange, FileRange, MemoryFileOpts, MemoryKind, Observation
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,21 +187,6 @@ def account(accounting: tuple[int, ...], kind: MemoryKind, delta: int) -> tuple[
 
 
 # --- The observation -------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Observation:
-    """The canonical, comparable snapshot of a MemoryFile that spec, impl and ports share."""
-
-    file_size: int
-    usage: tuple[tuple[FileRange, MemoryKind, int, bool], ...]
-    """(range, kind, refs, known committed), maximally merged."""
-    reclaim: tuple[FileRange, ...]
-    accounting: tuple[tuple[MemoryKind, int], ...]
-    usage_expected: int
-    usage_swapped: int
-    evictable: tuple[tuple[str, tuple[EvictableRange, ...], bool], ...]
-    """(user label, evictable ranges, evicting), sorted by label."""
 
 
 def observe(state: State, label: Callable[[Hashable], str] = str) -> Observation:

@@ -215,3 +215,26 @@ class FillResult:
 
     file_range: FileRange
     error: BaseException | None
+
+
+# --- The observation -----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """The canonical, comparable snapshot of a MemoryFile that spec, impl and ports share.
+
+    ``spec.state.observe`` and ``impl.MemoryFile.observation`` build it; the
+    conformance protocol's ``state`` result is its JSON form.
+    """
+
+    file_size: int
+    usage: tuple[tuple[FileRange, MemoryKind, int, bool], ...]
+    """(range, kind, refs, known committed), maximally merged."""
+    reclaim: tuple[FileRange, ...]
+    accounting: tuple[tuple[MemoryKind, int], ...]
+    """What this file contributed to its MemoryAccounting, for every kind in order."""
+    usage_expected: int
+    usage_swapped: int
+    evictable: tuple[tuple[str, tuple[EvictableRange, ...], bool], ...]
+    """(user label, evictable ranges, evicting), sorted by label."""

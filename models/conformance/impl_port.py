@@ -20,10 +20,9 @@ from typing import Any
 
 from impl import Kernel, MemoryAccounting, MemoryFile
 from impl.kernel import ChunkMapping, ResidencyVector
-from impl.observation import ImplObservation
 from models.conformance.port import Mapping, MemoryFilePort
 from models.conformance.protocol import FEATURES
-from spec.vocabulary import PAGE_SHIFT, PAGE_SIZE, FileRange, MemoryFileOpts
+from spec.vocabulary import PAGE_SHIFT, PAGE_SIZE, FileRange, MemoryFileOpts, Observation
 
 SHMEM_THP = Path("/sys/kernel/mm/transparent_hugepage/shmem_enabled")
 
@@ -140,7 +139,7 @@ class ImplPort(MemoryFilePort):
     def read_mapped(self, mapping: Mapping, fr: FileRange) -> bytes:
         return b"".join(bytes(view[lo:hi]) for view, lo, hi in self._pieces(mapping, fr))
 
-    def observe(self) -> ImplObservation:
+    def observe(self) -> Observation:
         return self.impl.observation(label=lambda user: getattr(user, "name", str(user)))
 
     def release(self) -> None:

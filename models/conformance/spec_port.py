@@ -15,8 +15,7 @@ from models.conformance.port import Mapping, MemoryFilePort, Response
 from spec.invariants import check_fresh_allocation, check_invariants
 from spec.memory_file import SpecMemoryFile
 from spec.rangemap import range_set
-from spec.state import Observation
-from spec.vocabulary import FileRange, MemoryFileOpts
+from spec.vocabulary import FileRange, MemoryFileOpts, Observation
 
 
 class SpecPort(MemoryFilePort):
