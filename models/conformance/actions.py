@@ -18,7 +18,7 @@ Actions needing a feature the port lacks are never drawn.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from typing import Any, Protocol, TypeVar
 
 from hypothesis import strategies as st
@@ -132,6 +132,16 @@ EXHAUSTIVE: dict[str, Callable[[Recorder], None]] = {
 # --- Random actions ----------------------------------------------------------------------------
 
 
+def _choose(draw: Draw, candidates: Sequence[T]) -> T:
+    """One of ``candidates`` (shrinking to the first), by exactly one choice.
+
+    ``sampled_from`` of one candidate makes no choice at all. Then dropping an
+    earlier step that changes how many candidates there are would shift
+    every later choice, and the shrinker could not drop that step.
+    """
+    return candidates[draw(st.integers(0, len(candidates) - 1))]
+
+
 def _pages(draw: Draw, fr: FileRange) -> Range:
     """A non-empty page-aligned part of ``fr``."""
     pages = fr.length() // PAGE_SIZE
@@ -175,7 +185,7 @@ def _on_segment(op: str, *, live: bool) -> Callable[[Recorder, Draw, Collection[
     def action(r: Recorder, draw: Draw, features: Collection[str]) -> None:
         candidates = segments(r, live=live)
         if candidates:
-            r.call({"op": op, "range": _range(_pages(draw, draw(st.sampled_from(candidates))))})
+            r.call({"op": op, "range": _range(_pages(draw, _choose(draw, candidates)))})
         else:
             a_allocate(r, draw, features)
 
@@ -188,7 +198,7 @@ def a_write(r: Recorder, draw: Draw, features: Collection[str]) -> None:
     candidates = segments(r, live=True)
     if not candidates:
         return a_allocate(r, draw, features)
-    fr = FileRange(*_pages(draw, draw(st.sampled_from(candidates))))
+    fr = FileRange(*_pages(draw, _choose(draw, candidates)))
     mapping = r.map(fr)
     if mapping is not None:
         offset = draw(st.integers(fr.start, fr.end - 1))
@@ -201,7 +211,7 @@ def a_read(r: Recorder, draw: Draw, features: Collection[str]) -> None:
     known = mappings(r)
     if not known:
         return a_write(r, draw, features)
-    number, fr = draw(st.sampled_from(known))
+    number, fr = _choose(draw, known)
     start = draw(st.integers(fr.start, fr.end - 1))
     end = min(fr.end, start + draw(st.integers(1, 64)))
     r.read(number, (start, end))

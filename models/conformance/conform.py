@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from hypothesis import Verbosity, given, settings
 from hypothesis import strategies as st
 
-from models.conformance.actions import action_table, random_options, random_step
+from models.conformance.actions import RandomAction, action_table, random_options, random_step
 from models.conformance.compare import Verdict, compare
 from models.conformance.process import Driver, DriverFailure
 from models.conformance.protocol import FEATURES
@@ -31,6 +31,8 @@ from models.conformance.vector import Step, Vector
 from models.profiles import fuzzing_settings
 
 MAX_STEPS = 40
+MEAN_STEPS = 20
+"""Sequences stop after each step with chance 1/MEAN_STEPS, and at MAX_STEPS."""
 BATCH = 20
 """Examples per hypothesis run; the budget is checked between runs."""
 
@@ -80,6 +82,20 @@ def _send(driver: Driver, step: Step) -> None:
         raise Divergence(step, comparison.detail)
 
 
+@st.composite
+def _step(
+    draw: st.DrawFn, recorder: Recorder, table: list[RandomAction], supported: Collection[str]
+) -> bool:
+    """One random step, then whether another follows (chance 1 - 1/MEAN_STEPS).
+
+    A step's draws form one strategy, and the sequence's length is decided
+    step by step rather than drawn up front: so dropping a step is dropping
+    one unit of the choice sequence, which the shrinker does well.
+    """
+    random_step(recorder, draw, table, supported)
+    return draw(st.integers(0, MEAN_STEPS - 1)) != 0
+
+
 def run_conform(
     driver: Driver,
     budget: float,
@@ -121,8 +137,9 @@ def run_conform(
             observer=lambda step: _send(driver, step),
         )
         try:
-            for _ in range(data.draw(st.integers(1, max_steps))):
-                random_step(recorder, data.draw, table, supported)
+            for _ in range(max_steps):
+                if not data.draw(_step(recorder, table, supported)):
+                    break
             if data.draw(st.integers(0, 9)) == 0:
                 recorder.simple("destroy")
         except Ended as ended:
