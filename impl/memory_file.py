@@ -64,6 +64,7 @@ from spec.arguments import (
     check_page_range,
     check_user,
     normalize_opts,
+    read_count,
 )
 from spec.errors import (
     InvalidArgument,
@@ -435,7 +436,7 @@ class MemoryFile:
             scratch = None if offset + want <= len(view) else bytearray(want)
             target = view[offset : offset + want] if scratch is None else memoryview(scratch)
             try:
-                n = reader.readinto(target)
+                n = read_count(reader.readinto(target), want)
             except Exception as raised:  # the reader's error is part of the result
                 error = raised
                 break
@@ -444,7 +445,6 @@ class MemoryFile:
             if not n:
                 error = EOFError(f"reader ended after {done} of {length} bytes")
                 break
-            n = min(n, want)
             written = 0
             while written < n:  # copy a buffer that straddles chunks; otherwise just advance
                 step = min(n - written, len(views[index]) - offset)

@@ -21,6 +21,7 @@ from spec.arguments import (
     check_length,
     check_page_range,
     normalize_opts,
+    read_count,
 )
 from spec.errors import (
     InvalidArgument,
@@ -136,14 +137,13 @@ def allocate_and_fill(
     while done < length:
         view = memoryview(buffer)[: min(len(buffer), length - done)]
         try:
-            n = reader.readinto(view)
+            n = read_count(reader.readinto(view), len(view))
         except Exception as raised:  # the reader's error is part of the result
             error = raised
             break
         if not n:
             error = EOFError(f"reader ended after {done} of {length} bytes")
             break
-        n = min(n, len(view))  # a reader claiming more than it was given wrote no more
         state = replace(state, host=hostmodel.write(state.host, fr.start + done, bytes(view[:n])))
         done += n
     kept = done - done % PAGE_SIZE

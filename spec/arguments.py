@@ -106,3 +106,18 @@ def normalize_opts(opts: object) -> MemoryFileOpts:
     elif delayed in (DelayedEviction.DISABLED, DelayedEviction.MANUAL):
         memcg = False
     return MemoryFileOpts(delayed, memcg, opts.manual_zeroing)
+
+
+def read_count(n: object, size: int) -> int:
+    """The bytes a ``readinto`` of a ``size``-byte buffer wrote, from what it returned.
+
+    None (no data: Python's non-blocking "nothing now") counts as 0, the end;
+    a count above ``size`` as ``size`` (the reader cannot have written more).
+    ValueError for anything but None or a non-negative int: ``allocate_and_fill``
+    ends with it as the reader's error.
+    """
+    if n is None:
+        return 0
+    if type(n) is not int or n < 0:
+        raise ValueError(f"readinto returned {n!r}, not a count of bytes written")
+    return min(n, size)

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from impl import Kernel, MemoryAccounting, MemoryFile
 from impl.kernel import ResidencyVector
 from spec.errors import RangeBeyondFile, UseAfterDestroy
+from spec.memory_file import SpecMemoryFile
 from spec.vocabulary import (
     CHUNK_SIZE,
     MILLISECOND,
@@ -127,6 +128,47 @@ def test_allocate_and_fill_across_a_chunk_boundary() -> None:
         assert isinstance(result.error, EOFError)
         assert fr.length() == 5 * PAGE_SIZE  # the partly filled page was given back
         assert os.pread(f.fd(), fr.length(), fr.start) == data[: fr.length()]
+
+
+class OddReader:
+    """A reader that writes a page of ``b"r"`` each call but claims ``claims`` (then ends)."""
+
+    def __init__(self, claims: object) -> None:
+        self.claims = claims
+        self.calls = 0
+
+    def readinto(self, buffer: memoryview, /) -> int:
+        self.calls += 1
+        if self.calls > 1:
+            return 0
+        buffer[:PAGE_SIZE] = b"r" * PAGE_SIZE
+        return self.claims  # type: ignore[return-value]
+
+
+@pytest.mark.parametrize(
+    ("claims", "kept", "error"),
+    [
+        (PAGE_SIZE, 1, EOFError),  # honest: one page, then the end
+        (1 << 40, 2, None),  # more than it was given: as much as it was given
+        (None, 0, EOFError),  # "no data now": the end
+        (-1, 0, ValueError),  # not a count: the reader's error
+        (1.5, 0, ValueError),
+    ],
+)
+def test_what_a_reader_claims_is_read_as_the_spec_reads_it(
+    claims: object, kept: int, error: type[BaseException] | None
+) -> None:
+    spec = SpecMemoryFile()
+    expected = spec.allocate_and_fill(2 * PAGE_SIZE, ANON, OddReader(claims))
+    with manual_file() as f:
+        result = f.allocate_and_fill(2 * PAGE_SIZE, ANON, OddReader(claims))
+        assert result.file_range == expected.file_range
+        assert result.file_range.length() == kept * PAGE_SIZE
+        assert type(result.error) is type(expected.error)
+        assert (error is None) == (result.error is None)
+        if error is not None:
+            assert isinstance(result.error, error)
+        assert f.observation() == spec.observation()  # the rest freed, in both
 
 
 def test_execute_access_is_eacces_and_beyond_file_is_rejected() -> None:
