@@ -62,6 +62,7 @@ from spec.arguments import (
     check_kind,
     check_length,
     check_page_range,
+    check_reader,
     check_user,
     normalize_opts,
     read_count,
@@ -423,8 +424,9 @@ class MemoryFile:
         The reader writes straight into the mapping (zero-copy) at most
         ``FILL_BUFFER`` bytes at a time. Only whole pages filled are kept; the
         rest is released at once. The error is the reader's, or
-        :class:`EOFError` if it ended early, or None.
+        :class:`EOFError` if it ended early, or None. The reader is checked first.
         """
+        check_reader(reader)
         fr = self.allocate(length, kind)
         views = self.map_internal(fr, WRITE)
         done, error = 0, None

@@ -20,6 +20,7 @@ from spec.arguments import (
     check_kind,
     check_length,
     check_page_range,
+    check_reader,
     normalize_opts,
     read_count,
 )
@@ -128,8 +129,10 @@ def allocate_and_fill(
     Only whole pages filled are kept: the rest of the range (including a
     partly filled page) is released with ``dec_ref`` at once, and the result
     holds the shorter range with the reader's error (``EOFError`` if it just
-    ended). The reader is called only after the allocation succeeded.
+    ended). The reader is checked first and called only after the
+    allocation succeeded.
     """
+    check_reader(reader)
     state, fr = allocate(state, length, kind)
     state, _ = map_internal(state, fr, WRITE)
     done, error = 0, None

@@ -19,6 +19,7 @@ from spec.vocabulary import (
     FileRange,
     MemoryFileOpts,
     MemoryKind,
+    Reader,
     is_uint64,
 )
 
@@ -106,6 +107,18 @@ def normalize_opts(opts: object) -> MemoryFileOpts:
     elif delayed in (DelayedEviction.DISABLED, DelayedEviction.MANUAL):
         memcg = False
     return MemoryFileOpts(delayed, memcg, opts.manual_zeroing)
+
+
+def check_reader(reader: object) -> Reader:
+    """AllocateAndFill's reader has a ``readinto`` method (:class:`spec.vocabulary.Reader`).
+
+    Checked before anything else, so a wrong argument allocates nothing.
+    """
+    if not callable(getattr(reader, "readinto", None)):
+        raise InvalidArgument(
+            f"reader must have a readinto(buffer) method (spec.vocabulary.Reader), not {reader!r}"
+        )
+    return reader  # type: ignore[return-value]
 
 
 def read_count(n: object, size: int) -> int:

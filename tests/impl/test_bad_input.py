@@ -78,6 +78,11 @@ CASES: dict[str, tuple[Callable[[AnyFile], object], type[Exception], int | None]
         InvalidLength,
         None,
     ),
+    "fill from a non-reader": (
+        lambda f: f.allocate_and_fill(PAGE_SIZE, ANON, with_bad(b"data")),
+        InvalidArgument,
+        None,
+    ),
     # ranges of inc_ref / dec_ref / decommit
     "range ill-formed": (lambda f: f.dec_ref(FileRange(TOP, TOP - PAGE_SIZE)), InvalidRange, None),
     "range empty": (lambda f: f.inc_ref(FileRange(LIVE.start, LIVE.start)), InvalidRange, None),

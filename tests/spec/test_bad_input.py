@@ -59,6 +59,11 @@ CASES: list[tuple[str, Call, type[ContractViolation]]] = [
         lambda f: f.allocate_and_fill(0, ANON, BytesReader(b"x")),
         InvalidLength,
     ),
+    (
+        "fill from a non-reader",
+        lambda f: f.allocate_and_fill(P, ANON, b"data"),  # type: ignore[arg-type]
+        InvalidArgument,
+    ),
     ("inc_ref ill-formed", lambda f: f.inc_ref(FileRange(C - P, C - 2 * P)), InvalidRange),
     ("inc_ref empty", lambda f: f.inc_ref(FileRange(C - P, C - P)), InvalidRange),
     ("inc_ref unaligned", lambda f: f.inc_ref(FileRange(C - 2 * P, C - P + 1)), InvalidRange),
