@@ -139,7 +139,7 @@ class RangeSet:
         # range of the leaf before searching.
         if end <= range_end:
             end = range_end
-        elif not (i + 1 < len(ends) and ends[i + 1] - sizes[i + 1] > end):
+        elif i + 1 == len(ends) or ends[i + 1] - sizes[i + 1] <= end:  # more to absorb
             b1, i1 = self._last_starting_before(b, i, end + 1)
             if b1 != b or i1 != i:
                 end = max(end, self._ends[b1][i1])

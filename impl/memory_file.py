@@ -344,8 +344,8 @@ class MemoryFile:
 
     def _unlocked_done_locked(self) -> None:
         self._unlocked_users -= 1
-        if self._unlocked_users == 0 and self._idle_waiters:  # _notify_idle_locked, inlined
-            self._idle_cond.notify_all()
+        if self._unlocked_users == 0:
+            self._notify_idle_locked()
 
     # --- Chunk mappings ------------------------------------------------------------------
 
@@ -939,8 +939,7 @@ class MemoryFile:
                 if self._evict_when_idle and self._evictable:  # (no user: nothing to start)
                     self._start_evictions_locked()
                 self._reclaimer_runnable = False
-                if self._idle_waiters:  # _notify_idle_locked, inlined: this runs once per reclaim
-                    self._idle_cond.notify_all()
+                self._notify_idle_locked()
                 return WAIT
             # Allocate works from the end of the file inwards; so does reclaim.
             last = self._reclaim.pop_last()

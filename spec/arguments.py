@@ -9,6 +9,7 @@ and reject exactly what the specification rejects.
 from __future__ import annotations
 
 from collections.abc import Hashable
+from typing import cast
 
 from spec.errors import InvalidArgument, InvalidLength, InvalidOptions, InvalidRange
 from spec.vocabulary import (
@@ -118,7 +119,7 @@ def check_reader(reader: object) -> Reader:
         raise InvalidArgument(
             f"reader must have a readinto(buffer) method (spec.vocabulary.Reader), not {reader!r}"
         )
-    return reader  # type: ignore[return-value]
+    return cast(Reader, reader)
 
 
 def read_count(n: object, size: int) -> int:
