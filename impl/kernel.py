@@ -16,8 +16,11 @@ view goes, and no view can ever point at unmapped memory. ``mincore`` and
 holds a duplicate of the fd per mapping, until the mapping is closed: one
 descriptor per chunk touched.)
 
-Fault injection: ``Kernel(punch_error=errno.EIO)`` makes every punch fail with
-that errno; tests may also subclass and override any method.
+Fault injection: ``Kernel(HostFaults(punch=errno.EIO))`` makes every punch
+fail with that errno, and so for ``ftruncate``, ``mmap`` and ``mincore``
+(the same :class:`spec.vocabulary.HostFaults` the specification takes);
+``kernel.faults`` may be changed at any time. Tests may also subclass and
+override a method.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import ctypes
 import mmap
 import os
 
-from spec.vocabulary import PAGE_SHIFT, PAGE_SIZE
+from spec.vocabulary import NO_FAULTS, PAGE_SHIFT, PAGE_SIZE, HostFaults
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -135,11 +138,15 @@ class ChunkMapping:
         self.view = memoryview(mm)
 
 
-class Kernel:
-    """The real kernel, with an optional injected punch-hole failure."""
+def _injected(code: int, what: str) -> OSError:
+    return OSError(code, f"{os.strerror(code)}: {what} (injected)")
 
-    def __init__(self, *, punch_error: int | None = None) -> None:
-        self.punch_error = punch_error
+
+class Kernel:
+    """The real kernel, with optional injected failures (``faults``)."""
+
+    def __init__(self, faults: HostFaults = NO_FAULTS) -> None:
+        self.faults = faults
 
     # --- The backing file ----------------------------------------------------------
 
@@ -147,6 +154,8 @@ class Kernel:
         return os.memfd_create(name, os.MFD_CLOEXEC)
 
     def ftruncate(self, fd: int, size: int) -> None:
+        if self.faults.truncate is not None:
+            raise _injected(self.faults.truncate, f"ftruncate({size:#x})")
         os.ftruncate(fd, size)
 
     def committed_bytes(self, fd: int) -> int:
@@ -158,8 +167,8 @@ class Kernel:
 
     def punch_hole(self, fd: int, offset: int, length: int) -> None:
         """``fallocate(PUNCH_HOLE | KEEP_SIZE)``: the range reads as zeroes and holds no memory."""
-        if self.punch_error is not None:
-            raise OSError(self.punch_error, f"{os.strerror(self.punch_error)}: injected")
+        if self.faults.punch is not None:
+            raise _injected(self.faults.punch, "fallocate(PUNCH_HOLE)")
         mode = FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE
         if _fallocate(fd, mode, offset, length) != 0:
             _raise_errno(f"fallocate(PUNCH_HOLE, {offset:#x}, {length:#x})")
@@ -168,6 +177,8 @@ class Kernel:
 
     def map_chunk(self, fd: int, offset: int, length: int) -> ChunkMapping:
         """Map ``[offset, offset + length)`` of the file shared, readable and writable."""
+        if self.faults.map is not None:
+            raise _injected(self.faults.map, f"mmap({offset:#x}, {length:#x})")
         mm = mmap.mmap(
             fd,
             length,
@@ -190,6 +201,8 @@ class Kernel:
         """Fill ``vector`` with the residency of the page-aligned range at ``address``."""
         if (length + PAGE_SIZE - 1) >> PAGE_SHIFT > len(vector.bytes):
             raise ValueError(f"a vector of {len(vector.bytes)} pages is too short for {length:#x}")
+        if self.faults.mincore is not None:
+            raise _injected(self.faults.mincore, f"mincore({address:#x}, {length:#x})")
         if _mincore(address, length, vector.address) != 0:
             _raise_errno(f"mincore({address:#x}, {length:#x})")
 

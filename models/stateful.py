@@ -61,6 +61,7 @@ from spec.vocabulary import (
     DelayedEviction,
     EvictableRange,
     FileRange,
+    HostFaults,
     MemoryFileOpts,
     MemoryKind,
 )
@@ -140,12 +141,10 @@ class DifferentialMachine(RuleBasedStateMachine):
         self, mode: DelayedEviction, memcg: bool, manual_zeroing: bool, punch_fails: bool
     ) -> None:
         opts = MemoryFileOpts(mode, memcg, manual_zeroing)
-        punch_error = errno.EOPNOTSUPP if punch_fails else None
+        faults = HostFaults(punch=errno.EOPNOTSUPP if punch_fails else None)
         self.zeroes_by_hand = manual_zeroing or punch_fails
-        self.spec = SpecMemoryFile(opts, punch_error=punch_error)
-        self.impl = type(self).make_impl(
-            opts, MemoryAccounting(), lambda: self.now, Kernel(punch_error=punch_error)
-        )
+        self.spec = SpecMemoryFile(opts, faults=faults)
+        self.impl = type(self).make_impl(opts, MemoryAccounting(), lambda: self.now, Kernel(faults))
 
     @property
     def real(self) -> MemoryFile:

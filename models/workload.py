@@ -30,6 +30,7 @@ from spec.vocabulary import (
     DelayedEviction,
     EvictableRange,
     FileRange,
+    HostFaults,
     MemoryFileOpts,
     MemoryKind,
 )
@@ -63,7 +64,8 @@ class _Client:
     def __init__(self, rnd: random.Random) -> None:
         self.rnd = rnd
         self.file = SpecMemoryFile(
-            random_opts(rnd), punch_error=errno.EOPNOTSUPP if rnd.random() < 0.2 else None
+            random_opts(rnd),
+            faults=HostFaults(punch=errno.EOPNOTSUPP if rnd.random() < 0.2 else None),
         )
         self.held: list[FileRange] = []
         """One entry per reference this client holds."""

@@ -16,11 +16,13 @@ from spec import allocator, eviction, reclaimer, usage
 from spec.rangemap import RangeSet
 from spec.state import ReclaimerStep, SeedDefects, State, observe
 from spec.vocabulary import (
+    NO_FAULTS,
     AccessType,
     EvictableMemoryUser,
     EvictableRange,
     FileRange,
     FillResult,
+    HostFaults,
     MemoryFileOpts,
     MemoryKind,
     Observation,
@@ -31,8 +33,9 @@ from spec.vocabulary import (
 class SpecMemoryFile:
     """The executable specification of ``pgalloc.MemoryFile``, one call at a time.
 
-    ``punch_error``, if set, makes every ``fallocate(PUNCH_HOLE)`` fail with that
-    errno (the reclaimer then zeroes by hand; ``decommit`` raises it).
+    ``faults`` makes kernel calls fail (see :class:`spec.vocabulary.HostFaults`);
+    it may be changed between calls. A failing punch makes ``decommit`` raise
+    its errno and the reclaimer zero by hand instead.
     """
 
     def __init__(
@@ -40,10 +43,10 @@ class SpecMemoryFile:
         opts: MemoryFileOpts = MemoryFileOpts(),
         *,
         defects: SeedDefects = SeedDefects(),
-        punch_error: int | None = None,
+        faults: HostFaults = NO_FAULTS,
     ) -> None:
         self.state: State = allocator.new_memory_file(opts, defects)
-        self.punch_error = punch_error
+        self.faults = faults
 
     # --- The seed's methods ------------------------------------------------------
 
@@ -56,7 +59,7 @@ class SpecMemoryFile:
         return result
 
     def decommit(self, fr: FileRange) -> None:
-        self.state = allocator.decommit(self.state, fr, self.punch_error)
+        self.state = allocator.decommit(self.state, fr, self.faults.punch)
 
     def inc_ref(self, fr: FileRange) -> None:
         self.state = allocator.inc_ref(self.state, fr)
@@ -103,7 +106,7 @@ class SpecMemoryFile:
         self.state = allocator.destroy(self.state)
         self.run_evictions()
         while reclaimer.reclaimer_runnable(self.state):
-            self.state = reclaimer.reclaimer_step(self.state, self.punch_error)
+            self.state = reclaimer.reclaimer_step(self.state, self.faults.punch)
 
     def __str__(self) -> str:
         return allocator.describe(self.state)
@@ -125,7 +128,7 @@ class SpecMemoryFile:
         """Run the reclaimer until it waits; the ranges it reclaimed, in order."""
         reclaimed = []
         while reclaimer.reclaimer_runnable(self.state) and not self.state.destroyed:
-            self.state = reclaimer.reclaimer_step(self.state, self.punch_error)
+            self.state = reclaimer.reclaimer_step(self.state, self.faults.punch)
             taken = self.state.reclaimer
             if taken.step is ReclaimerStep.MARKING_DECOMMITTED and taken.range is not None:
                 reclaimed.append(taken.range)

@@ -145,6 +145,27 @@ class MemoryFileOpts:
 
 
 @dataclass(frozen=True, slots=True)
+class HostFaults:
+    """Kernel calls that fail, each with its errno, every time while set (None: it works).
+
+    An explicit input of the specification and the fault-injection seam of
+    ``impl.kernel.Kernel``, so both can be driven through the same failure.
+    """
+
+    truncate: int | None = None
+    """``ftruncate``, when ``allocate`` grows the file."""
+    map: int | None = None
+    """``mmap`` of a chunk not yet mapped."""
+    punch: int | None = None
+    """``fallocate(PUNCH_HOLE)`` (``decommit`` raises it; the reclaimer zeroes instead)."""
+    mincore: int | None = None
+    """``mincore``, during ``update_usage``'s scan."""
+
+
+NO_FAULTS = HostFaults()
+
+
+@dataclass(frozen=True, slots=True)
 class AccessType:
     """usermem.AccessType: the kinds of access a mapping must permit."""
 

@@ -22,7 +22,15 @@ from impl import Kernel, MemoryAccounting, MemoryFile
 from impl.kernel import ChunkMapping, ResidencyVector
 from models.conformance.port import Mapping, MemoryFilePort
 from models.conformance.protocol import FEATURES
-from spec.vocabulary import PAGE_SHIFT, PAGE_SIZE, FileRange, MemoryFileOpts, Observation
+from spec.vocabulary import (
+    NO_FAULTS,
+    PAGE_SHIFT,
+    PAGE_SIZE,
+    FileRange,
+    HostFaults,
+    MemoryFileOpts,
+    Observation,
+)
 
 SHMEM_THP = Path("/sys/kernel/mm/transparent_hugepage/shmem_enabled")
 
@@ -41,8 +49,8 @@ def host_matches_model() -> bool:
 class ScriptedHost(Kernel):
     """The real kernel, except that ``fstat`` and ``mincore`` may answer from a page set."""
 
-    def __init__(self, *, punch_error: int | None = None) -> None:
-        super().__init__(punch_error=punch_error)
+    def __init__(self, faults: HostFaults = NO_FAULTS) -> None:
+        super().__init__(faults)
         self.committed: list[FileRange] | None = None
         """While set, the committed pages (sorted, disjoint, page-aligned)."""
         self.chunks: dict[int, tuple[int, int]] = {}
@@ -96,7 +104,7 @@ class ImplPort(MemoryFilePort):
         return [f for f in FEATURES if f != "host" or host_matches_model()]
 
     def create_file(self, opts: MemoryFileOpts, punch_error: int | None) -> MemoryFile:
-        self.kernel = ScriptedHost(punch_error=punch_error)
+        self.kernel = ScriptedHost(HostFaults(punch=punch_error))
         return MemoryFile(
             opts,
             accounting=MemoryAccounting(),

@@ -15,7 +15,7 @@ from models.conformance.port import Mapping, MemoryFilePort, Response
 from spec.invariants import check_fresh_allocation, check_invariants
 from spec.memory_file import SpecMemoryFile
 from spec.rangemap import range_set
-from spec.vocabulary import FileRange, MemoryFileOpts, Observation
+from spec.vocabulary import FileRange, HostFaults, MemoryFileOpts, Observation
 
 
 class SpecPort(MemoryFilePort):
@@ -32,7 +32,7 @@ class SpecPort(MemoryFilePort):
         return self.file
 
     def create_file(self, opts: MemoryFileOpts, punch_error: int | None) -> SpecMemoryFile:
-        return SpecMemoryFile(opts, punch_error=punch_error)
+        return SpecMemoryFile(opts, faults=HostFaults(punch=punch_error))
 
     def update_usage(self, now: int, committed: list[FileRange] | None) -> None:
         self.spec.update_usage(now, None if committed is None else range_set(committed))

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from impl.kernel import ChunkMapping, Kernel, ResidencyVector, committed_runs
-from spec.vocabulary import PAGE_SIZE
+from spec.vocabulary import PAGE_SIZE, HostFaults
 
 LENGTH = 64 * PAGE_SIZE
 
@@ -91,7 +91,7 @@ def test_punch_errors_carry_errno(mapped: tuple[Kernel, int, ChunkMapping]) -> N
     with pytest.raises(OSError) as raised:
         kernel.punch_hole(-1, 0, PAGE_SIZE)
     assert raised.value.errno == errno.EBADF
-    failing = Kernel(punch_error=errno.EIO)
+    failing = Kernel(HostFaults(punch=errno.EIO))
     with pytest.raises(OSError) as injected:
         failing.punch_hole(fd, 0, PAGE_SIZE)
     assert injected.value.errno == errno.EIO

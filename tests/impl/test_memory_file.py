@@ -19,6 +19,7 @@ from spec.memory_file import SpecMemoryFile
 from spec.vocabulary import (
     CHUNK_SIZE,
     MILLISECOND,
+    NO_FAULTS,
     PAGE_SIZE,
     READ,
     READ_WRITE,
@@ -29,6 +30,7 @@ from spec.vocabulary import (
     DelayedEviction,
     EvictableRange,
     FileRange,
+    HostFaults,
     MemoryFileOpts,
     MemoryKind,
 )
@@ -52,8 +54,8 @@ class Clock:
 class CountingKernel(Kernel):
     """A kernel that counts mincore calls and can run a hook inside the first one."""
 
-    def __init__(self, *, punch_error: int | None = None) -> None:
-        super().__init__(punch_error=punch_error)
+    def __init__(self, faults: HostFaults = NO_FAULTS) -> None:
+        super().__init__(faults)
         self.mincore_calls = 0
         self.hook: Callable[[], None] | None = None
 
@@ -190,7 +192,7 @@ def test_freed_memory_reads_zero_when_reallocated(
     how: str, background: bool, caplog: pytest.LogCaptureFixture
 ) -> None:
     opts = MemoryFileOpts(manual_zeroing=how == "manual-zeroing")
-    kernel = Kernel(punch_error=errno.EIO if how == "punch-fails" else None)
+    kernel = Kernel(HostFaults(punch=errno.EIO if how == "punch-fails" else None))
     with MemoryFile(opts, background=background, kernel=kernel, accounting=MemoryAccounting()) as f:
         fr = f.allocate(8 * PAGE_SIZE, ANON)
         touch(f, fr, 0xCD)
@@ -212,7 +214,7 @@ class UnzeroableKernel(Kernel):
     """Punching fails, and so does zeroing by hand: freed memory cannot be made safe."""
 
     def __init__(self) -> None:
-        super().__init__(punch_error=errno.EIO)
+        super().__init__(HostFaults(punch=errno.EIO))
 
     def zero(self, address: int, length: int) -> None:
         raise OSError(errno.EFAULT, "injected: cannot zero")
@@ -276,7 +278,7 @@ def test_decommit_releases_memory_and_the_pages_read_zero() -> None:
 
 
 def test_a_failed_decommit_raises_and_changes_nothing() -> None:
-    with manual_file(kernel=Kernel(punch_error=errno.EIO), clock=Clock()) as f:
+    with manual_file(kernel=Kernel(HostFaults(punch=errno.EIO)), clock=Clock()) as f:
         fr = f.allocate(2 * PAGE_SIZE, ANON)
         touch(f, fr, 0x5A)
         f.update_usage()

@@ -26,6 +26,7 @@ from spec.vocabulary import (
     BytesReader,
     DelayedEviction,
     FileRange,
+    HostFaults,
     MemoryFileOpts,
     MemoryKind,
 )
@@ -256,7 +257,7 @@ def test_decommit_with_manual_zeroing_zeroes_but_keeps_pages() -> None:
 
 
 def test_decommit_failure_is_returned_and_changes_nothing() -> None:
-    f = Checked(punch_error=errno.EOPNOTSUPP)
+    f = Checked(faults=HostFaults(punch=errno.EOPNOTSUPP))
     fr = f.allocate(P, ANON)
     f.map_internal(fr, WRITE)
     f.write(fr.start, b"data")

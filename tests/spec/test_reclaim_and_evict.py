@@ -20,6 +20,7 @@ from spec.vocabulary import (
     READ_WRITE,
     DelayedEviction,
     EvictableRange,
+    HostFaults,
     MemoryFileOpts,
     MemoryKind,
 )
@@ -76,7 +77,7 @@ def test_freed_memory_reads_as_zero_when_reallocated() -> None:
         (MemoryFileOpts(manual_zeroing=True), None),
         (MemoryFileOpts(), errno.EOPNOTSUPP),
     ]:
-        f = SpecMemoryFile(opts, punch_error=punch_error)
+        f = SpecMemoryFile(opts, faults=HostFaults(punch=punch_error))
         fr = f.allocate(P, ANON)
         f.map_internal(fr, READ_WRITE)
         f.write(fr.start, b"\xaa" * P)
@@ -88,7 +89,7 @@ def test_freed_memory_reads_as_zero_when_reallocated() -> None:
 
 
 def test_punch_failure_zeroes_but_keeps_usage() -> None:
-    f = SpecMemoryFile(punch_error=errno.EOPNOTSUPP)
+    f = SpecMemoryFile(faults=HostFaults(punch=errno.EOPNOTSUPP))
     fr = f.allocate(P, ANON)
     f.map_internal(fr, READ_WRITE)
     f.write(fr.start, b"x")
