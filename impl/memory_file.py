@@ -191,7 +191,8 @@ class MemoryFile:
     registered); ``clock``: update_usage's clock in ns; ``kernel``: the
     seam to the OS (tests inject faults there); ``pressure``: where memory
     pressure comes from when the options ask for it (default: the current
-    memory cgroup's "low" level, see :mod:`impl.pressure`).
+    memory cgroup's "low" level, see :mod:`impl.pressure`); ``tracer``: told
+    of each step of the background threads (see :mod:`impl.reclaimer`).
     """
 
     def __init__(
@@ -204,6 +205,7 @@ class MemoryFile:
         clock: Callable[[], int] = time.monotonic_ns,
         kernel: Kernel | None = None,
         pressure: PressureSource | None = None,
+        tracer: reclaimer.Tracer | None = None,
     ) -> None:
         self.opts = normalize_opts(opts)
         wants_pressure = (
@@ -257,6 +259,7 @@ class MemoryFile:
         self._evictors_running = 0
         # Chunk index -> mapping; only gains entries (under _mappings_mu) until destroy.
         self._mappings: dict[int, ChunkMapping] = {}
+        self._tracer = tracer
         self._reclaimer_thread: threading.Thread | None = None
         if background:
             self._reclaimer_thread = threading.Thread(

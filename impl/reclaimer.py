@@ -12,7 +12,9 @@ goroutine per user. Here each loop body is a step function over a
   finish; the caller then calls ``user.evict`` without the lock.
 
 The background threads (:func:`run_reclaimer`, :func:`run_evictor`) loop over
-these steps and block between them; the manual drivers
+these steps and block between them (a file's ``tracer``, if set, is told of each
+step with its start and end times: the linearizability checker records the
+threads' steps as operations of their own); the manual drivers
 (:func:`reclaim_until_idle`, :func:`evict_all`) run the same steps on the
 caller's thread until the loop would block, which is what
 ``SpecMemoryFile.reclaim`` and ``run_evictions`` do with the specification.
@@ -21,8 +23,9 @@ caller's thread until the loop would block, which is what
 from __future__ import annotations
 
 import logging
-from collections.abc import Hashable
-from typing import TYPE_CHECKING, Literal
+import time
+from collections.abc import Callable, Hashable
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 from spec.vocabulary import EvictableRange, FileRange
 
@@ -35,9 +38,29 @@ log = logging.getLogger(__name__)
 Taken = tuple[int, int] | Literal["wait", "exit"]
 """What a find step yields: a range taken off the reclaim set, or "wait" (idle), or "exit"."""
 
+Tracer = Callable[[str, tuple[object, ...], object, int, int], None]
+"""Told of each background step: (step, arguments, result, start ns, end ns), perf_counter."""
 
-def first_step(f: MemoryFile, *, manual: bool) -> Taken:
-    """The reclaimer's first find, under the lock.
+R = TypeVar("R")
+
+
+def _traced(f: MemoryFile, name: str, step: Callable[..., R]) -> Callable[..., R]:
+    """``step``, reporting each call to the file's tracer (itself, if there is none)."""
+    tracer = f._tracer
+    if tracer is None:
+        return step
+
+    def traced(f: MemoryFile, *args: object) -> R:
+        start = time.perf_counter_ns()
+        result = step(f, *args)
+        tracer(name, args, result, start, time.perf_counter_ns())
+        return result
+
+    return traced
+
+
+def first_step(f: MemoryFile, manual: bool) -> Taken:
+    """A find under the lock: the reclaimer's first, and its first after each wake-up.
 
     Driven by hand (``manual``), a reclaimer that waits for a signal, or whose
     file is destroyed, has nothing to do: "wait".
@@ -51,42 +74,53 @@ def first_step(f: MemoryFile, *, manual: bool) -> Taken:
         f._mu.release()
 
 
-def reclaim_step(f: MemoryFile, taken: tuple[int, int]) -> Taken:
-    """Reclaim the range taken, then take the next one.
-
-    Punches the range without the lock (zeroing it, with a warning, if the
-    punch fails); then, under the lock, marks it decommitted and reclaimed and
-    finds the next range: the spec's consecutive locked steps of the same
-    thread, run as one critical section (which only removes interleavings).
-    """
-    start, end = taken
+def punch_step(f: MemoryFile, taken: tuple[int, int]) -> None:
+    """Punch the range taken, without the lock (zeroing it, with a warning, if that fails)."""
     try:
-        f._decommit_reclaimed(start, end)
+        f._decommit_reclaimed(*taken)
     except BaseException:
         # Neither punched nor zeroed: the range must never be handed out again,
         # so it stays in usage, unreferenced (the seed panics here).
         with f._mu:
             f._unlocked_done_locked()
         raise
+
+
+def mark_step(f: MemoryFile, taken: tuple[int, int]) -> Taken:
+    """Mark the punched range decommitted and reclaimed, then take the next one.
+
+    The spec's consecutive locked steps of the same thread, run as one
+    critical section (which only removes interleavings).
+    """
     f._mu.acquire()
     try:
-        f._mark_reclaimed_locked(start, end)
+        f._mark_reclaimed_locked(*taken)
         return f._find_reclaimable_locked()
     finally:
         f._mu.release()
 
 
+def reclaim_step(f: MemoryFile, taken: tuple[int, int]) -> Taken:
+    """Reclaim the range taken (:func:`punch_step`, :func:`mark_step`); the next one taken."""
+    punch_step(f, taken)
+    return mark_step(f, taken)
+
+
 def run_reclaimer(f: MemoryFile) -> None:
     """The reclaimer thread: reclaim, wait for a signal when idle, exit once destroyed."""
+    find = _traced(f, "reclaim_find", first_step)
+    punch = _traced(f, "reclaim_punch", punch_step)
+    mark = _traced(f, "reclaim_mark", mark_step)
     try:
-        taken = first_step(f, manual=False)
+        taken = find(f, False)
         while taken != "exit":
             if isinstance(taken, tuple):
-                taken = reclaim_step(f, taken)
+                punch(f, taken)
+                taken = mark(f, taken)
                 continue
             with f._mu:
                 f._wait_for_signal_locked()
-                taken = f._find_reclaimable_locked()
+            taken = find(f, False)
     except BaseException:
         log.critical("the MemoryFile reclaimer failed; nothing more will be reclaimed")
         with f._mu:
@@ -115,8 +149,9 @@ def evict_step(f: MemoryFile, user: Hashable) -> EvictableRange | None:
 
 def run_evictor(f: MemoryFile, user: Hashable) -> None:
     """An eviction thread: evict ``user``'s ranges, last first, until none is left."""
+    take = _traced(f, "evict_take", evict_step)
     try:
-        while (er := evict_step(f, user)) is not None:
+        while (er := take(f, user)) is not None:
             try:
                 f._deliver(user, er)
             except Exception:

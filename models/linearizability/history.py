@@ -1,0 +1,77 @@
+"""A concurrent history: each operation with its thread, result and real-time interval.
+
+Operations are recorded by the thread that runs them (:class:`Recorder` is
+safe to share: ``list.append`` is atomic), client calls through
+:meth:`Recorder.call` and the background threads' steps through
+:meth:`Recorder.trace`, which is an ``impl.MemoryFile`` tracer. Times are
+``perf_counter_ns``: an operation took effect somewhere in ``[start, end]``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Raised:
+    """An operation's outcome when it raised: the exception's type name and errno."""
+
+    error: str
+    errno: int | None = None
+
+
+def raised(error: BaseException) -> Raised:
+    return Raised(type(error).__name__, getattr(error, "errno", None))
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    """One call (or background step), as the history records it."""
+
+    thread: int
+    """The thread that ran it (``threading.get_ident``: one thread's operations never overlap)."""
+    name: str
+    """A method of the allocator, or a background step (``reclaim_find``, ``evict_take``...)."""
+    args: tuple[object, ...]
+    result: object
+    """What it returned, or :class:`Raised`."""
+    start: int
+    end: int
+
+    def __str__(self) -> str:
+        args = ", ".join(map(repr, self.args))
+        return f"{self.name}({args}) -> {self.result!r}  [{self.start}, {self.end}]"
+
+
+class Recorder:
+    """Collects the operations of every thread of one run."""
+
+    def __init__(self) -> None:
+        self.operations: list[Operation] = []
+
+    def call(self, name: str, method: Callable[..., T], *args: object) -> T:
+        """Call ``method(*args)``, recording it as ``name``; re-raises what it raises."""
+        start = time.perf_counter_ns()
+        try:
+            result = method(*args)
+        except Exception as error:
+            self._add(name, args, raised(error), start)
+            raise
+        self._add(name, args, result, start)
+        return result
+
+    def trace(
+        self, name: str, args: tuple[object, ...], result: object, start: int, end: int
+    ) -> None:
+        """An ``impl.MemoryFile`` tracer: records a background step."""
+        self.operations.append(Operation(threading.get_ident(), name, args, result, start, end))
+
+    def _add(self, name: str, args: tuple[object, ...], result: object, start: int) -> None:
+        end = time.perf_counter_ns()
+        self.operations.append(Operation(threading.get_ident(), name, args, result, start, end))
