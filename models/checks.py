@@ -10,6 +10,7 @@ from __future__ import annotations
 from models import explore, proofs, spec_checks, stateful
 from models.check import Check
 from models.conformance import checks as conformance
+from models.linearizability import checks as linearizability
 
 CHECKS: list[tuple[Check, float]] = [
     (spec_checks.CHECKS[0], 0.05),
@@ -18,5 +19,6 @@ CHECKS: list[tuple[Check, float]] = [
     (explore.CHECKS[0], 0.0),
     (stateful.CHECKS[0], 0.35),
     (conformance.CHECKS[0], 0.1),
+    (linearizability.CHECKS[0], 0.1),
 ]
 """(check, share of the budget); shares need not add up to one."""

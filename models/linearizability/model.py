@@ -15,6 +15,10 @@ the background threads' progress). The accounting is checked separately, at
 quiescence (:mod:`models.linearizability.stress`). Likewise ``map_internal``
 is not recorded: it changes only which chunks are mapped.
 
+A history ends with ``observe``, the file's :func:`abstract` observation
+once every thread is done: a linearization must also end in that state (of
+the orders that explain every result, not all need end where the file did).
+
 A background step that could not have run in the model's state (the
 reclaimer is not where the step needs it) yields :data:`IMPOSSIBLE`, which no
 recorded result equals.
@@ -23,11 +27,12 @@ recorded result equals.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 from models.linearizability.history import Operation, raised
 from spec import allocator, eviction, reclaimer
-from spec.state import ReclaimerStep, State, user_info
-from spec.vocabulary import HostFaults
+from spec.state import ReclaimerStep, State, observe, user_info
+from spec.vocabulary import HostFaults, Observation
 
 IMPOSSIBLE = object()
 """The model's result for a step that cannot happen in the current state."""
@@ -102,12 +107,24 @@ STEPS: dict[str, Step] = {
     "total_size": lambda s, faults: (s, allocator.total_size(s)),
     "update_usage": _no_op,
     "destroy": lambda s, faults: (allocator.destroy(s), None),
+    "observe": lambda s, faults: (s, abstract(observe(s, repr))),
     "reclaim_find": _reclaim_find,
     "reclaim_punch": _reclaim_punch,
     "reclaim_mark": _reclaim_mark,
     "evict_take": _evict_take,
 }
 """Each operation the history may hold, as a spec transition: (state, faults, *args)."""
+
+
+def abstract(observation: Observation) -> Observation:
+    """``observation`` without what the model does not follow: known-committed bits, accounting."""
+    return replace(
+        observation,
+        usage=tuple((fr, kind, refs, False) for fr, kind, refs, _ in observation.usage),
+        accounting=(),
+        usage_expected=0,
+        usage_swapped=0,
+    )
 
 
 def apply(state: State, op: Operation, faults: HostFaults) -> tuple[State, object]:

@@ -32,8 +32,6 @@ class Verdict:
     """Search nodes explored."""
     order: tuple[Operation, ...] = ()
     """A linearization, when one was found."""
-    final: State | None = None
-    """The model's state after ``order``."""
     gave_up: bool = False
     """The search hit ``max_nodes`` before deciding."""
     stuck_after: tuple[Operation, ...] = ()
@@ -101,7 +99,7 @@ def linearize(
         seen.add((advanced, after))
         path.append(op)
         if len(path) == total:
-            return Verdict(True, total, nodes, order=tuple(path), final=after)
+            return Verdict(True, total, nodes, order=tuple(path))
         if len(path) > len(best[0]):
             best = (tuple(path), advanced, after)
         stack.append((advanced, after, _candidates(threads, advanced)))

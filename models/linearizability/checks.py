@@ -1,0 +1,47 @@
+"""``pgalloc check``'s linearizability check: stress runs until the budget is spent.
+
+Runs seeds 0, 1, 2... (each a random mix of options and injected punch
+failures, see :meth:`StressConfig.random`) with 4 threads of 60 operations,
+at least :data:`MIN_RUNS` of them, and stops at the first failure, printing
+its seed so that ``run(StressConfig.random(seed))`` reproduces the
+configuration (the interleaving itself is the scheduler's).
+"""
+
+from __future__ import annotations
+
+import time
+
+from models.check import Check, CheckResult, Progress
+from models.linearizability.stress import StressConfig, run
+
+MIN_RUNS = 20
+
+
+def run_linearizability(budget: float, progress: Progress) -> CheckResult:
+    started = time.monotonic()
+    histories = operations = 0
+    while histories < MIN_RUNS or time.monotonic() - started < budget:
+        report = run(StressConfig.random(histories))
+        if not report.passed:
+            return CheckResult(
+                "linearizability",
+                False,
+                histories,
+                "histories",
+                time.monotonic() - started,
+                report.explain(),
+            )
+        histories += 1
+        operations += report.client_calls + report.background_steps
+        if histories % 50 == 0:
+            progress(f"linearizability: {histories} histories, {operations} operations")
+    return CheckResult("linearizability", True, histories, "histories", time.monotonic() - started)
+
+
+CHECKS = [
+    Check(
+        "linearizability",
+        "threads on a real MemoryFile: histories linearizable against the spec, nothing lost",
+        run_linearizability,
+    )
+]
