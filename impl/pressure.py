@@ -24,7 +24,10 @@ cgroup, v1 if the memory controller is mounted there, else v2, else
 
 A :class:`PressureWatcher` registers a source and runs one thread that polls
 its file descriptors (and a private stop eventfd) and calls back on pressure;
-``stop`` ends the thread and closes everything.
+``stop`` ends the thread and closes everything. Removing a v1 memory cgroup
+signals every eventfd registered on it once: the v1 sources tell that from
+pressure (the cgroup's usage file then fails with ENODEV), and the watcher
+stops watching a source that is gone instead of calling back (or dying).
 """
 
 from __future__ import annotations
@@ -117,7 +120,7 @@ class Registration:
     events: int
     """The poll events that mean "notified" (POLLIN for an eventfd, POLLPRI for PSI)."""
     consume: Callable[[], bool]
-    """Read the event; whether it means pressure now."""
+    """Read the event; whether it means pressure now. OSError: the source is gone."""
     fds: tuple[int, ...]
     """Every descriptor to close when done (``fd`` included)."""
 
@@ -137,6 +140,24 @@ def _drain(fd: int) -> bool:
     except BlockingIOError:
         return False
     return True
+
+
+def _usage(usage_fd: int) -> int:
+    """The cgroup's usage; OSError (ENODEV) once the cgroup has been removed.
+
+    Removing a v1 memory cgroup signals every eventfd registered on it once,
+    so each notification is checked against this before it counts.
+    """
+    return int(os.pread(usage_fd, 64, 0))
+
+
+def _open_usage(directory: str, efd: int) -> int:
+    """Open ``memory.usage_in_bytes`` (closing ``efd`` if that fails)."""
+    try:
+        return os.open(os.path.join(directory, "memory.usage_in_bytes"), os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as error:
+        os.close(efd)
+        raise PressureUnavailable(f"cannot open memory.usage_in_bytes: {error}") from error
 
 
 def _close_all(fds: tuple[int, ...]) -> None:
@@ -168,6 +189,7 @@ class MemcgPressureLevel(PressureSource):
         if directory is None:
             raise PressureUnavailable("no cgroup v1 memory controller for this process")
         efd = kernel.eventfd()
+        usage_fd = _open_usage(directory, efd)
         try:
             level_fd = os.open(
                 os.path.join(directory, "memory.pressure_level"), os.O_RDONLY | os.O_CLOEXEC
@@ -177,11 +199,18 @@ class MemcgPressureLevel(PressureSource):
             finally:
                 os.close(level_fd)
         except OSError as error:
-            os.close(efd)
+            _close_all((efd, usage_fd))
             raise PressureUnavailable(
                 f"cannot register for {self.level!r} memory pressure in {directory}: {error}"
             ) from error
-        return [Registration(efd, select.POLLIN, lambda: _drain(efd), (efd,))]
+
+        def notified() -> bool:
+            if not _drain(efd):
+                return False
+            _usage(usage_fd)  # the cgroup's removal also signals: then this raises
+            return True
+
+        return [Registration(efd, select.POLLIN, notified, (efd, usage_fd))]
 
 
 @dataclass(frozen=True)
@@ -262,13 +291,7 @@ class MemcgUsageThreshold(PressureSource):
             raise PressureUnavailable("no cgroup v1 memory controller for this process")
         threshold = self.threshold_in(directory)
         efd = kernel.eventfd()
-        try:
-            usage_fd = os.open(
-                os.path.join(directory, "memory.usage_in_bytes"), os.O_RDONLY | os.O_CLOEXEC
-            )
-        except OSError as error:
-            os.close(efd)
-            raise PressureUnavailable(f"cannot open memory.usage_in_bytes: {error}") from error
+        usage_fd = _open_usage(directory, efd)
         try:
             _write_control(directory, f"{efd} {usage_fd} {threshold}")
         except OSError as error:
@@ -279,8 +302,7 @@ class MemcgUsageThreshold(PressureSource):
 
         def above() -> bool:
             # The threshold fires on crossings both ways: only upward ones are pressure.
-            drained = _drain(efd)
-            return drained and int(os.pread(usage_fd, 64, 0)) >= threshold
+            return _drain(efd) and _usage(usage_fd) >= threshold
 
         return [Registration(efd, select.POLLIN, above, (efd, usage_fd))]
 
@@ -346,18 +368,29 @@ class PressureWatcher:
             for fd, events in poller.poll():
                 if fd == self._stop_fd:
                     return
-                registration = by_fd[fd]
-                if events & registration.events:
-                    pressure = registration.consume() or pressure
-                elif events & (select.POLLERR | select.POLLHUP | select.POLLNVAL):
-                    # The cgroup went away: this source will say nothing more.
-                    log.warning("memory pressure descriptor %d failed; no longer watched", fd)
+                said = self._read(by_fd[fd], events)
+                if said is None:  # the cgroup went away: this source will say nothing more
                     poller.unregister(fd)
+                pressure = pressure or said is True
             if pressure:
                 try:
                     self._callback()
                 except Exception:
                     log.exception("memory pressure callback failed")
+
+    @staticmethod
+    def _read(registration: Registration, events: int) -> bool | None:
+        """Whether ``events`` on ``registration`` mean pressure; None if its source is gone."""
+        if events & registration.events:
+            try:
+                return registration.consume()
+            except OSError as error:
+                log.warning("memory pressure source %d is gone: %s", registration.fd, error)
+                return None
+        if events & (select.POLLERR | select.POLLHUP | select.POLLNVAL):
+            log.warning("memory pressure descriptor %d failed; no longer watched", registration.fd)
+            return None
+        return False
 
     def stop(self) -> None:
         """End the thread and close every descriptor; idempotent."""
