@@ -131,12 +131,17 @@ def discharge(
         return LemmaResult(lemma.name, weakening, Verdict.PROVED, seconds, {}, None)
     if answer.model is None:
         return LemmaResult(lemma.name, weakening, Verdict.UNKNOWN, seconds, {}, None)
+    # The first witness tier whose input the concrete run confirms (z3's model, and so
+    # whether a tier's input disagrees as a whole, can vary with the solver's history).
     case = None
     for tier in obligation.witnesses:
         reached = solve((*refutation, *tier), timeout).model if tier else answer.model
         if reached is not None:
-            case = obligation.case(reached)
-            break
+            found = obligation.case(reached)
+            case = case or found
+            if found.disagreement() is not None:
+                case = found
+                break
     return LemmaResult(
         lemma.name,
         weakening,
