@@ -43,6 +43,9 @@ class Operation:
     """What it returned, or :class:`Raised`."""
     start: int
     end: int
+    started: tuple[object, ...] = ()
+    """The users whose eviction threads it started: an effect no return value shows,
+    recorded so that the search learns at once where such a call can go."""
 
     def __str__(self) -> str:
         args = ", ".join(map(repr, self.args))
@@ -54,6 +57,8 @@ class Recorder:
 
     def __init__(self) -> None:
         self.operations: list[Operation] = []
+        self._started = threading.local()
+        """Per thread: eviction threads started by the operation it is running."""
 
     def call(self, name: str, method: Callable[..., T], *args: object) -> T:
         """Call ``method(*args)``, recording it as ``name``; re-raises what it raises."""
@@ -69,9 +74,20 @@ class Recorder:
     def trace(
         self, name: str, args: tuple[object, ...], result: object, start: int, end: int
     ) -> None:
-        """An ``impl.MemoryFile`` tracer: records a background step."""
-        self.operations.append(Operation(threading.get_ident(), name, args, result, start, end))
+        """An ``impl.MemoryFile`` tracer: records a background step, or an eviction thread
+        started by the operation this thread is running."""
+        if name == "evictor_start":
+            self._started.users = (*getattr(self._started, "users", ()), *args)
+            return
+        self._append(name, args, result, start, end)
 
     def _add(self, name: str, args: tuple[object, ...], result: object, start: int) -> None:
-        end = time.perf_counter_ns()
-        self.operations.append(Operation(threading.get_ident(), name, args, result, start, end))
+        self._append(name, args, result, start, time.perf_counter_ns())
+
+    def _append(
+        self, name: str, args: tuple[object, ...], result: object, start: int, end: int
+    ) -> None:
+        started = getattr(self._started, "users", ())
+        self._started.users = ()
+        op = Operation(threading.get_ident(), name, args, result, start, end, started)
+        self.operations.append(op)

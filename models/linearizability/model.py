@@ -128,8 +128,26 @@ def abstract(observation: Observation) -> Observation:
 
 
 def apply(state: State, op: Operation, faults: HostFaults) -> tuple[State, object]:
-    """Run ``op`` on ``state``: the next state and the spec's result (a raise changes nothing)."""
+    """Run ``op`` on ``state``: the next state and the spec's result (a raise changes nothing).
+
+    An operation that starts eviction threads returns ``(result, users started)``,
+    as recorded (see :attr:`Operation.started`).
+    """
     try:
-        return STEPS[op.name](state, faults, *op.args)
+        after, result = STEPS[op.name](state, faults, *op.args)
     except Exception as error:
         return state, raised(error)
+    started = _evicting(after) - _evicting(state)
+    if started:
+        # In registration order: the order in which the file starts them.
+        return after, (result, tuple(u for u in eviction.evicting_users(after) if u in started))
+    return after, result
+
+
+def expected(op: Operation) -> object:
+    """What :func:`apply` must return for ``op``, as recorded."""
+    return (op.result, op.started) if op.started else op.result
+
+
+def _evicting(state: State) -> set[object]:
+    return set(eviction.evicting_users(state))

@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from models.linearizability.history import Operation
+from models.linearizability.model import expected
 from spec.state import State
 
 Apply = Callable[[State, Operation], tuple[State, object]]
@@ -43,7 +44,10 @@ class Verdict:
         if self.linearizable:
             return f"linearizable: {self.operations} operations, {self.nodes} search nodes"
         if self.gave_up:
-            return f"inconclusive: gave up after {self.nodes} search nodes"
+            return (
+                f"inconclusive: gave up after {self.nodes} search nodes, with at most "
+                f"{len(self.stuck_after)} of {self.operations} operations linearized"
+            )
         lines = [
             f"not linearizable: {len(self.stuck_after)} of {self.operations} operations "
             "linearize; the last of them:"
@@ -89,9 +93,9 @@ def linearize(
         op = threads[t][heads[t]]
         nodes += 1
         if nodes > max_nodes:
-            return Verdict(False, total, nodes, gave_up=True)
+            return Verdict(False, total, nodes, gave_up=True, stuck_after=best[0])
         after, result = apply(state, op)
-        if result != op.result:
+        if result != expected(op):
             continue
         advanced = (*heads[:t], heads[t] + 1, *heads[t + 1 :])
         if (advanced, after) in seen:

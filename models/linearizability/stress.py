@@ -12,7 +12,8 @@ the workers give everything back and the file is destroyed. Then:
 1. the history must be linearizable against the spec (:mod:`~.search`),
    ending in the file's state at the end (ranges, references, kinds, reclaim
    set, file size, evictable sets);
-2. every byte a worker checked was what its owner wrote (or zero, once
+2. every new allocation read zero before its owner wrote it, and every byte
+   a worker checked later was what its owner wrote (or zero, once
    decommitted), on every verify, every free, and every eviction;
 3. nothing is lost: once all is given back, no page is in use or awaiting
    reclaim, and the accounting is exact (every kind 0, swap booked as
@@ -354,11 +355,16 @@ class _Run:
             token = self.tokens.to_bytes(8, "little")
         views = self.file.map_internal(fr, WRITE)
         try:
+            # A new allocation reads zero: no previous owner's byte shows through.
+            if any(bytes(v).count(0) != len(v) for v in views):
+                self.problems.append(f"new allocation {fr} does not read zero")
             for v in views:
                 v[:] = token * (len(v) // 8)
         finally:
             for v in views:
                 v.release()
+        with self.lock:
+            self.bytes_checked += fr.length()
         held.append(_Held(fr, token))
 
     def take_back(self, user: _User, held: list[_Held], *, every: bool) -> None:
