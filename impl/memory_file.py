@@ -64,6 +64,7 @@ from spec.arguments import (
     check_page_range,
     check_reader,
     check_user,
+    check_write,
     normalize_opts,
     read_count,
 )
@@ -208,6 +209,8 @@ class MemoryFile:
         tracer: reclaimer.Tracer | None = None,
     ) -> None:
         self.opts = normalize_opts(opts)
+        if file is not None and (type(file) is not int or file < 0):
+            raise InvalidArgument(f"file must be a file descriptor (an int >= 0), not {file!r}")
         wants_pressure = (
             self.opts.delayed_eviction is DelayedEviction.ENABLED
             and self.opts.use_host_memcg_pressure
@@ -358,6 +361,8 @@ class MemoryFile:
         if mapping is not None:
             return mapping
         with self._mappings_mu:
+            if not self._file_open:  # destroyed since the caller's check: never map a closed fd
+                raise UseAfterDestroy("the MemoryFile has been destroyed")
             mapping = self._mappings.get(chunk)
             if mapping is None:
                 mapping = self._kernel.map_chunk(self._fd, chunk << CHUNK_SHIFT, CHUNK_SIZE)
@@ -428,10 +433,15 @@ class MemoryFile:
         ``FILL_BUFFER`` bytes at a time. Only whole pages filled are kept; the
         rest is released at once. The error is the reader's, or
         :class:`EOFError` if it ended early, or None. The reader is checked first.
+        If the mapping fails, the allocation is released and the error raised.
         """
         check_reader(reader)
         fr = self.allocate(length, kind)
-        views = self.map_internal(fr, WRITE)
+        try:
+            views = self.map_internal(fr, WRITE)
+        except OSError:
+            self.dec_ref(fr)
+            raise
         done, error = 0, None
         index, offset = 0, 0  # the view holding byte `done`, and the offset in it
         while done < length:
@@ -570,7 +580,15 @@ class MemoryFile:
             raise eacces(f"MapInternal({fr}) with execute access")
         if fr.end > self._file_size:
             raise RangeBeyondFile(f"MapInternal({fr}): the file is {self._file_size:#x} bytes")
-        return [mapping.view[lo:hi] for mapping, lo, hi in self._slices(fr.start, fr.end)]
+        return self._views(self._slices(fr.start, fr.end))
+
+    def _views(self, slices: list[tuple[ChunkMapping, int, int]]) -> list[memoryview]:
+        """Views of ``slices``; UseAfterDestroy if destroy has released their chunks meanwhile."""
+        try:
+            return [mapping.view[lo:hi] for mapping, lo, hi in slices]
+        except ValueError:  # a chunk's view was released: destroy ran after the caller's check
+            self._require_live()
+            raise
 
     def _mapped_slices(self, fr: FileRange) -> list[tuple[ChunkMapping, int, int]]:
         """The slices of ``fr``, which must lie in chunks already mapped (as the spec's read)."""
@@ -578,22 +596,24 @@ class MemoryFile:
         check_file_range(fr)
         last = (fr.end - 1) >> CHUNK_SHIFT
         if any(c not in self._mappings for c in range(fr.start >> CHUNK_SHIFT, last + 1)):
+            self._require_live()  # destroy may have dropped the mappings since the check above
             raise RangeBeyondFile(f"{fr} is not inside a mapping returned by map_internal")
         return self._slices(fr.start, fr.end)
 
     def read(self, fr: FileRange) -> bytes:
         """Read ``fr`` through the mappings (``map_internal`` it first); commits what it touches."""
-        return b"".join(m.view[lo:hi] for m, lo, hi in self._mapped_slices(fr))
+        return b"".join(self._views(self._mapped_slices(fr)))
 
     def write(self, offset: int, data: bytes) -> None:
         """Write ``data`` at ``offset`` through the mappings (``map_internal`` it first)."""
+        self._require_live()
+        fr, data = check_write(offset, data)
         if not data:
-            self._require_live()
             return
         position = 0
-        for m, lo, hi in self._mapped_slices(FileRange(offset, offset + len(data))):
-            m.view[lo:hi] = data[position : position + hi - lo]
-            position += hi - lo
+        for view in self._views(self._mapped_slices(fr)):
+            view[:] = data[position : position + len(view)]
+            position += len(view)
 
     # --- Usage -------------------------------------------------------------------------------
 
@@ -871,6 +891,8 @@ class MemoryFile:
 
     def _start_evictor_locked(self, user: Hashable, info: _UserInfo) -> None:
         info.evicting = True
+        if self._tracer is not None:  # an effect of the running call, which no result shows
+            self._tracer("evictor_start", (user,), None, 0, 0)
         if self._background:
             thread = threading.Thread(
                 target=reclaimer.run_evictor, args=(self, user), name="pgalloc-evict", daemon=True
@@ -1017,9 +1039,9 @@ class MemoryFile:
         while self._unlocked_users:
             self._wait_idle_locked()
         if self._file_open:
-            self._file_open = False
-            self._kernel.close(self._fd)
-            with self._mappings_mu:
+            with self._mappings_mu:  # so _chunk, which checks _file_open under it, maps no more
+                self._file_open = False
+                self._kernel.close(self._fd)
                 for chunk, mapping in self._mappings.items():
                     if not self._kernel.unmap_chunk(mapping):
                         log.warning(

@@ -39,7 +39,9 @@ Taken = tuple[int, int] | Literal["wait", "exit"]
 """What a find step yields: a range taken off the reclaim set, or "wait" (idle), or "exit"."""
 
 Tracer = Callable[[str, tuple[object, ...], object, int, int], None]
-"""Told of each background step: (step, arguments, result, start ns, end ns), perf_counter."""
+"""Told of each background step: (step, arguments, result, start ns, end ns), perf_counter;
+and, as ``("evictor_start", (user,), None, 0, 0)``, of each eviction thread started,
+by the thread whose call (or step) starts it, before that call ends."""
 
 R = TypeVar("R")
 
@@ -63,11 +65,11 @@ def first_step(f: MemoryFile, manual: bool) -> Taken:
     """A find under the lock: the reclaimer's first, and its first after each wake-up.
 
     Driven by hand (``manual``), a reclaimer that waits for a signal, or whose
-    file is destroyed, has nothing to do: "wait".
+    file is destroyed, or that failed, has nothing to do: "wait".
     """
     f._mu.acquire()  # (not `with`: see "Hot paths" in impl.memory_file)
     try:
-        if manual and (not f._reclaimer_runnable or f._destroyed):
+        if manual and (not f._reclaimer_runnable or f._destroyed or f._reclaimer_failed):
             return "wait"
         return f._find_reclaimable_locked()
     finally:
@@ -80,8 +82,10 @@ def punch_step(f: MemoryFile, taken: tuple[int, int]) -> None:
         f._decommit_reclaimed(*taken)
     except BaseException:
         # Neither punched nor zeroed: the range must never be handed out again,
-        # so it stays in usage, unreferenced (the seed panics here).
+        # so it stays in usage, unreferenced, and the reclaimer stops (the seed
+        # panics here; the spec's FAILED step).
         with f._mu:
+            f._reclaimer_failed = True
             f._unlocked_done_locked()
         raise
 

@@ -8,7 +8,9 @@ operation alphabet). After every step it compares the two results (or
 exceptions), then the observations, the file sizes and ``total_usage``, and
 checks the specification's invariants. The specification's ``update_usage``
 is fed what the real kernel says is committed, and the machine checks that
-the specification's host model said the same.
+the specification's host model said the same. A rule sets or clears failing
+kernel calls (``HostFaults``) on both sides at once, so every other rule also
+runs under faults, and both must raise the same errno and stay in agreement.
 
 References the client holds live in a bundle, so sequences stay meaningful
 (a reference is only dropped once). A failure prints hypothesis's minimal
@@ -53,6 +55,7 @@ from spec.rangemap import range_set
 from spec.vocabulary import (
     CHUNK_SIZE,
     HUGE_PAGE_SIZE,
+    NO_FAULTS,
     PAGE_SIZE,
     READ,
     READ_WRITE,
@@ -128,8 +131,10 @@ class DifferentialMachine(RuleBasedStateMachine):
         self.now = 0
         self.spec = SpecMemoryFile()
         self.impl: MemoryFile | None = None
-        self.zeroes_by_hand = False
-        """Freed memory is zeroed by writing (manual zeroing, or punching fails)."""
+        self.kernel = Kernel()
+        self.manual_zeroing = False
+        self.crossed_chunks = False
+        """A chunk-crossing range was allocated: punching must not fail from then on."""
 
     @initialize(
         mode=st.sampled_from(list(DelayedEviction)),
@@ -142,9 +147,15 @@ class DifferentialMachine(RuleBasedStateMachine):
     ) -> None:
         opts = MemoryFileOpts(mode, memcg, manual_zeroing)
         faults = HostFaults(punch=errno.EOPNOTSUPP if punch_fails else None)
-        self.zeroes_by_hand = manual_zeroing or punch_fails
+        self.manual_zeroing = manual_zeroing
         self.spec = SpecMemoryFile(opts, faults=faults)
-        self.impl = type(self).make_impl(opts, MemoryAccounting(), lambda: self.now, Kernel(faults))
+        self.kernel = Kernel(faults)
+        self.impl = type(self).make_impl(opts, MemoryAccounting(), lambda: self.now, self.kernel)
+
+    @property
+    def zeroes_by_hand(self) -> bool:
+        """Freed memory is zeroed by writing (manual zeroing, or punching fails)."""
+        return self.manual_zeroing or self.spec.faults.punch is not None
 
     @property
     def real(self) -> MemoryFile:
@@ -178,7 +189,26 @@ class DifferentialMachine(RuleBasedStateMachine):
     @precondition(lambda self: not self.zeroes_by_hand)  # would zero a GiB
     @rule(target=references, length=chunk_crossing_lengths)
     def allocate_across_chunks(self, length: int) -> object:
+        self.crossed_chunks = True
         return self._allocate(length, MemoryKind.ANONYMOUS)
+
+    # --- Faults -------------------------------------------------------------------------------
+
+    @rule(
+        truncate=st.sampled_from([None, None, errno.ENOSPC]),
+        map_=st.sampled_from([None, None, errno.ENOMEM]),
+        punch=st.sampled_from([None, None, errno.EIO, errno.EOPNOTSUPP]),
+        mincore=st.sampled_from([None, None, errno.EINVAL]),
+    )
+    def inject_faults(
+        self, truncate: int | None, map_: int | None, punch: int | None, mincore: int | None
+    ) -> None:
+        """From now on these kernel calls fail (None: work), on both sides."""
+        if self.crossed_chunks:
+            punch = None  # the reclaimer would zero a GiB by hand
+        faults = HostFaults(truncate=truncate, map=map_, punch=punch, mincore=mincore)
+        self.spec.faults = faults
+        self.kernel.faults = faults
 
     @rule(
         target=references, length=small_lengths, filled=st.integers(0, 9 * P), fails=st.booleans()
@@ -192,7 +222,8 @@ class DifferentialMachine(RuleBasedStateMachine):
             return result.file_range, type(result.error).__name__ if result.error else None
 
         outcome = self.both(fill)
-        assert isinstance(outcome, tuple)
+        if not isinstance(outcome, tuple):  # an injected fault: both raised alike
+            return multiple()
         fr = outcome[0]
         return fr if fr.length() else multiple()
 
@@ -220,7 +251,8 @@ class DifferentialMachine(RuleBasedStateMachine):
         offset = fr.start + where % fr.length()
         data = data[: fr.end - offset]
         span = FileRange(offset, offset + len(data))
-        self.both(lambda f: f.map_internal(span, READ_WRITE) and None)
+        if self.both(lambda f: f.map_internal(span, READ_WRITE) and None) is not None:
+            return  # an injected fault: both raised the same errno
         self.both(lambda f: f.write(offset, data))
         assert self.both(lambda f: f.read(span)) == data
 
@@ -240,13 +272,18 @@ class DifferentialMachine(RuleBasedStateMachine):
     @rule(elapsed=st.sampled_from([0, 5_000_000, 20_000_000, 2_000_000_000]))
     def update_usage(self, elapsed: int) -> None:
         self.now += elapsed
-        kernel_says = range_set(self.real.committed_ranges())
+        faults, self.kernel.faults = self.kernel.faults, NO_FAULTS  # the question maps chunks
+        try:
+            kernel_says = range_set(self.real.committed_ranges())
+        finally:
+            self.kernel.faults = faults
         assert kernel_says == self.spec.state.host.committed, (
             f"the kernel holds {kernel_says.ranges()}, "
             f"the host model says {self.spec.state.host.committed.ranges()}"
         )
-        self.spec.update_usage(self.now, committed=kernel_says)
-        self.real.update_usage()
+        expected = _outcome(lambda: self.spec.update_usage(self.now, committed=kernel_says))
+        found = _outcome(self.real.update_usage)
+        assert found == expected, f"the implementation did {found}, the specification {expected}"
 
     # --- Background work ----------------------------------------------------------------------
 
@@ -339,6 +376,7 @@ class DifferentialMachine(RuleBasedStateMachine):
 
     def teardown(self) -> None:
         if self.impl is not None:
+            self.spec.faults = self.kernel.faults = NO_FAULTS
             self.spec.destroy()
             self.impl.destroy()
 

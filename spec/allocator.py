@@ -7,6 +7,13 @@ before changing anything; see :mod:`spec.errors`.
 
 Where the seed drops its lock in the middle of a method (Decommit punches
 holes without it), the method is also offered as its separate steps.
+
+Kernel calls that fail are inputs too: each function that makes one takes
+its errno (``truncate_error``, ``map_error``, ``punch_error``; None: it
+works) and raises ``OSError`` with it. Where the seed has changed part of
+its state before the call fails (``allocate`` grows the file, then zeroes),
+the function is split at that point, so that ``SpecMemoryFile`` keeps the
+first part and then raises.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ from spec.arguments import (
     check_kind,
     check_length,
     check_page_range,
-    check_reader,
+    check_write,
     normalize_opts,
     read_count,
 )
@@ -49,7 +56,6 @@ from spec.vocabulary import (
     FILL_BUFFER,
     HUGE_PAGE_SIZE,
     PAGE_SIZE,
-    WRITE,
     AccessType,
     DelayedEviction,
     FileRange,
@@ -63,13 +69,19 @@ from spec.vocabulary import (
 
 
 def new_memory_file(
-    opts: MemoryFileOpts = MemoryFileOpts(), defects: SeedDefects = SeedDefects()
+    opts: MemoryFileOpts = MemoryFileOpts(),
+    defects: SeedDefects = SeedDefects(),
+    truncate_error: int | None = None,
 ) -> State:
     """NewMemoryFile: an empty file; the reclaimer goroutine is started (RUNNING).
 
-    Raises :class:`InvalidOptions` for options the seed rejects.
+    Raises :class:`InvalidOptions` for options the seed rejects, then the
+    errno of a failing ``ftruncate`` (the file is first truncated to 0).
     """
-    return State(opts=normalize_opts(opts), defects=defects)
+    opts = normalize_opts(opts)
+    if truncate_error is not None:
+        raise os_error(truncate_error, "ftruncate(0) of the new memory file")
+    return State(opts=opts, defects=defects)
 
 
 def destroy(state: State) -> State:
@@ -97,13 +109,32 @@ def allocation_alignment(length: int) -> int:
     return HUGE_PAGE_SIZE if length >= HUGE_PAGE_SIZE else PAGE_SIZE
 
 
-def allocate(state: State, length: int, kind: MemoryKind) -> tuple[State, FileRange]:
+def allocate(
+    state: State,
+    length: int,
+    kind: MemoryKind,
+    truncate_error: int | None = None,
+    map_error: int | None = None,
+) -> tuple[State, FileRange]:
     """Allocate: a range of ``length`` zeroed bytes holding one reference.
 
     The range is the highest free fit (see :mod:`spec.ranges`); if it ends
     past the file, the file grows to the next chunk multiple. With
     ``manual_zeroing`` the pages are zeroed by writing, which commits them.
-    Raises ENOMEM when no range fits.
+    Raises ENOMEM when no range fits. The two steps, :func:`find_and_grow`
+    and :func:`take_range`, say what a failing kernel call leaves behind.
+    """
+    state, fr = find_and_grow(state, length, kind, truncate_error)
+    return take_range(state, fr, kind, map_error), fr
+
+
+def find_and_grow(
+    state: State, length: int, kind: MemoryKind, truncate_error: int | None = None
+) -> tuple[State, FileRange]:
+    """Allocate's first step: check, find the range, grow the file if it must.
+
+    Raises ENOMEM, or the errno of a failing ``ftruncate``, changing nothing.
+    The growth stays even if the second step fails, as in the seed.
     """
     require_live(state)
     check_length(length)
@@ -114,27 +145,37 @@ def allocate(state: State, length: int, kind: MemoryKind) -> tuple[State, FileRa
     if fr is None:
         raise enomem(f"no range of {length:#x} bytes fits in a file of {state.file_size:#x}")
     if fr.end > state.file_size:
+        if truncate_error is not None:
+            raise os_error(truncate_error, f"ftruncate to hold {fr}")
         state = replace(state, file_size=align_up(fr.end, CHUNK_SIZE))
-    if state.opts.manual_zeroing:
-        state = manually_zero(state, fr)
-    usage = state.usage.assign(fr, UsageInfo(kind, known_committed=False, refs=1))
-    return replace(state, usage=usage), fr
+    return state, fr
 
 
-def allocate_and_fill(
-    state: State, length: int, kind: MemoryKind, reader: Reader
-) -> tuple[State, FillResult]:
-    """AllocateAndFill: allocate, then fill from ``reader`` until full, EOF or error.
+def take_range(
+    state: State, fr: FileRange, kind: MemoryKind, map_error: int | None = None
+) -> State:
+    """Allocate's second step: zero ``fr`` by hand if the options say so, then allocate it.
 
-    Only whole pages filled are kept: the rest of the range (including a
-    partly filled page) is released with ``dec_ref`` at once, and the result
-    holds the shorter range with the reader's error (``EOFError`` if it just
-    ended). The reader is checked first and called only after the
-    allocation succeeded.
+    Raises the errno of a failing ``mmap`` (manual zeroing of a chunk not
+    yet mapped), changing nothing.
     """
-    check_reader(reader)
-    state, fr = allocate(state, length, kind)
-    state, _ = map_internal(state, fr, WRITE)
+    if state.opts.manual_zeroing:
+        state = manually_zero(state, fr, map_error)
+    usage = state.usage.assign(fr, UsageInfo(kind, known_committed=False, refs=1))
+    return replace(state, usage=usage)
+
+
+def fill(state: State, fr: FileRange, reader: Reader) -> tuple[State, FillResult]:
+    """AllocateAndFill's fill, once ``fr`` is allocated and mapped: read until full, EOF or error.
+
+    AllocateAndFill is the seed's composition of its methods (Allocate,
+    MapInternal, DecRef if that fails, then this), and ``SpecMemoryFile``
+    composes it the same way. Only whole pages filled are kept: the rest of
+    the range (including a partly filled page) is released with ``dec_ref``
+    at once, and the result holds the shorter range with the reader's error
+    (``EOFError`` if it just ended).
+    """
+    length = fr.length()
     done, error = 0, None
     buffer = bytearray(min(length, FILL_BUFFER))
     while done < length:
@@ -224,24 +265,29 @@ def signal_reclaimer(state: State) -> State:
 # --- Decommit -------------------------------------------------------------------------
 
 
-def decommit(state: State, fr: FileRange, punch_error: int | None = None) -> State:
+def decommit(
+    state: State, fr: FileRange, punch_error: int | None = None, map_error: int | None = None
+) -> State:
     """Decommit: release the memory behind ``fr``; its pages then read as zeroes.
 
     Punches a hole (or zeroes by hand with ``manual_zeroing``), then clears
-    knownCommitted. ``punch_error`` injects a failing ``fallocate``: the call
-    raises that errno and changes nothing, as the seed returns the error.
+    knownCommitted. A failing ``fallocate`` (``punch_error``), or with manual
+    zeroing a failing ``mmap`` (``map_error``), raises that errno and
+    changes nothing, as the seed returns the error before marking.
     """
-    state = decommit_punch(state, fr, punch_error)
+    state = decommit_punch(state, fr, punch_error, map_error)
     return decommit_mark(state, fr)
 
 
-def decommit_punch(state: State, fr: FileRange, punch_error: int | None = None) -> State:
+def decommit_punch(
+    state: State, fr: FileRange, punch_error: int | None = None, map_error: int | None = None
+) -> State:
     """Decommit's first step, which the seed runs without its lock."""
     require_live(state)
     check_page_range(fr)
     require_allocated(state, fr, "Decommit")
     if state.opts.manual_zeroing:
-        state = manually_zero(state, fr)
+        state = manually_zero(state, fr, map_error)
     elif punch_error is not None:
         raise os_error(punch_error, f"fallocate(PUNCH_HOLE) of {fr}")
     else:
@@ -274,8 +320,14 @@ def mark_decommitted(state: State, fr: FileRange) -> State:
     )
 
 
-def manually_zero(state: State, fr: FileRange) -> State:
-    """manuallyZero: write zeroes through the chunk mappings, which commits the pages."""
+def manually_zero(state: State, fr: FileRange, map_error: int | None = None) -> State:
+    """manuallyZero: write zeroes through the chunk mappings, which commits the pages.
+
+    Raises ``map_error`` if a chunk of ``fr`` is not mapped yet, changing
+    nothing (the seed zeroes the slices before that chunk first; see
+    docs/divergences.md).
+    """
+    require_mappable(state, fr, map_error)
     return replace(
         state,
         host=hostmodel.zero(state.host, fr),
@@ -302,13 +354,30 @@ def chunk_slices(fr: FileRange) -> tuple[FileRange, ...]:
     return tuple(slices)
 
 
+def needs_mapping(state: State, fr: FileRange) -> bool:
+    """Whether a chunk of ``fr`` is not mapped yet (so touching ``fr`` calls ``mmap``)."""
+    return not chunks_of(fr) <= state.mapped_chunks
+
+
+def require_mappable(state: State, fr: FileRange, map_error: int | None) -> None:
+    """getChunkMapping: raise ``map_error`` if a chunk of ``fr`` must be mapped and that fails.
+
+    The chunks before the first unmapped one are mapped already, so a failure
+    leaves the mappings as they were.
+    """
+    if map_error is not None and needs_mapping(state, fr):
+        first = min(chunks_of(fr) - state.mapped_chunks)
+        raise os_error(map_error, f"mmap of chunk {first}")
+
+
 def map_internal(
-    state: State, fr: FileRange, at: AccessType
+    state: State, fr: FileRange, at: AccessType, map_error: int | None = None
 ) -> tuple[State, tuple[FileRange, ...]]:
     """MapInternal: mappings of ``fr`` for the allocator's own use, one block per chunk.
 
     Maps each chunk on first use (never again until the file is destroyed).
-    Any byte range inside the file may be mapped; execute access is EACCES.
+    Any byte range inside the file may be mapped; execute access is EACCES;
+    a failing ``mmap`` raises ``map_error``, changing nothing.
     """
     require_live(state)
     check_file_range(fr)
@@ -317,13 +386,16 @@ def map_internal(
         raise eacces(f"MapInternal({fr}) with execute access")
     if fr.end > state.file_size:
         raise RangeBeyondFile(f"MapInternal({fr}): the file is {state.file_size:#x} bytes")
+    require_mappable(state, fr, map_error)
     return replace(state, mapped_chunks=state.mapped_chunks | chunks_of(fr)), chunk_slices(fr)
 
 
 def _require_mapped(state: State, fr: FileRange) -> None:
     require_live(state)
     check_file_range(fr)
-    if not chunks_of(fr) <= state.mapped_chunks:
+    chunks = range(fr.start >> CHUNK_SHIFT, (fr.end + CHUNK_SIZE - 1) >> CHUNK_SHIFT)
+    # Lazily: a range of 2**34 chunks must not become a set (it exhausted memory).
+    if not all(chunk in state.mapped_chunks for chunk in chunks):
         raise RangeBeyondFile(f"{fr} is not inside a mapping returned by map_internal")
 
 
@@ -336,10 +408,11 @@ def read_mapped(state: State, fr: FileRange) -> tuple[State, bytes]:
 
 def write_mapped(state: State, offset: int, data: bytes) -> State:
     """Write ``data`` at ``offset`` through a mapping; every page touched becomes committed."""
+    require_live(state)
+    fr, data = check_write(offset, data)
     if not data:
-        require_live(state)
         return state
-    _require_mapped(state, FileRange(offset, offset + len(data)))
+    _require_mapped(state, fr)
     return replace(state, host=hostmodel.write(state.host, offset, data))
 
 

@@ -72,8 +72,8 @@ def check_user(user: object) -> Hashable:
         raise InvalidArgument(f"an evictable memory user must be hashable, not {user!r}")
     try:
         hash(user)
-    except TypeError as error:
-        raise InvalidArgument(f"an evictable memory user must be hashable: {error}") from None
+    except Exception as error:  # a user's own __hash__ may raise anything
+        raise InvalidArgument(f"an evictable memory user must be hashable: {error!r}") from error
     return user
 
 
@@ -120,6 +120,20 @@ def check_reader(reader: object) -> Reader:
             f"reader must have a readinto(buffer) method (spec.vocabulary.Reader), not {reader!r}"
         )
     return cast(Reader, reader)
+
+
+def check_write(offset: object, data: object) -> tuple[FileRange, bytes]:
+    """write's arguments: a uint64 offset and bytes-like data; the range written, and the bytes.
+
+    The range may end past uint64 (its check then rejects it) and is empty for no data.
+    """
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise InvalidArgument(f"data must be bytes, bytearray or memoryview, not {data!r}")
+    if not is_uint64(offset):
+        raise InvalidArgument(f"offset must be a uint64 int, not {offset!r}")
+    assert isinstance(offset, int)
+    data = bytes(data)
+    return FileRange(offset, offset + len(data)), data
 
 
 def read_count(n: object, size: int) -> int:

@@ -13,10 +13,13 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable
 
 from spec import allocator, eviction, reclaimer, usage
+from spec.arguments import check_reader
+from spec.errors import os_error
 from spec.rangemap import RangeSet
 from spec.state import ReclaimerStep, SeedDefects, State, observe
 from spec.vocabulary import (
     NO_FAULTS,
+    WRITE,
     AccessType,
     EvictableMemoryUser,
     EvictableRange,
@@ -34,8 +37,12 @@ class SpecMemoryFile:
     """The executable specification of ``pgalloc.MemoryFile``, one call at a time.
 
     ``faults`` makes kernel calls fail (see :class:`spec.vocabulary.HostFaults`);
-    it may be changed between calls. A failing punch makes ``decommit`` raise
-    its errno and the reclaimer zero by hand instead.
+    it may be changed between calls. A method whose kernel call fails raises
+    ``OSError`` with the errno, keeping whatever the seed changed before the
+    failure (``allocate``'s growth of the file, ``update_usage``'s marks and
+    swap booking, ``allocate_and_fill``'s release of its allocation). The
+    reclaimer zeroes by hand where a punch fails; if zeroing fails too,
+    :meth:`reclaim` raises, and the reclaimer stops until destroy.
     """
 
     def __init__(
@@ -45,21 +52,30 @@ class SpecMemoryFile:
         defects: SeedDefects = SeedDefects(),
         faults: HostFaults = NO_FAULTS,
     ) -> None:
-        self.state: State = allocator.new_memory_file(opts, defects)
+        self.state: State = allocator.new_memory_file(opts, defects, faults.truncate)
         self.faults = faults
 
     # --- The seed's methods ------------------------------------------------------
 
     def allocate(self, length: int, kind: MemoryKind) -> FileRange:
-        self.state, fr = allocator.allocate(self.state, length, kind)
+        self.state, fr = allocator.find_and_grow(self.state, length, kind, self.faults.truncate)
+        self.state = allocator.take_range(self.state, fr, kind, self.faults.map)
         return fr
 
     def allocate_and_fill(self, length: int, kind: MemoryKind, reader: Reader) -> FillResult:
-        self.state, result = allocator.allocate_and_fill(self.state, length, kind, reader)
+        """The seed's composition: Allocate, MapInternal (DecRef if it fails), then the fill."""
+        check_reader(reader)
+        fr = self.allocate(length, kind)
+        try:
+            self.map_internal(fr, WRITE)
+        except OSError:
+            self.dec_ref(fr)
+            raise
+        self.state, result = allocator.fill(self.state, fr, reader)
         return result
 
     def decommit(self, fr: FileRange) -> None:
-        self.state = allocator.decommit(self.state, fr, self.faults.punch)
+        self.state = allocator.decommit(self.state, fr, self.faults.punch, self.faults.map)
 
     def inc_ref(self, fr: FileRange) -> None:
         self.state = allocator.inc_ref(self.state, fr)
@@ -69,7 +85,7 @@ class SpecMemoryFile:
 
     def map_internal(self, fr: FileRange, at: AccessType) -> tuple[FileRange, ...]:
         """The blocks of the mapping, as file ranges (one per chunk)."""
-        self.state, blocks = allocator.map_internal(self.state, fr, at)
+        self.state, blocks = allocator.map_internal(self.state, fr, at, self.faults.map)
         return blocks
 
     def mark_evictable(self, user: Hashable, er: EvictableRange) -> None:
@@ -93,7 +109,12 @@ class SpecMemoryFile:
 
     def update_usage(self, now: int, committed: RangeSet | None = None) -> None:
         """``now``: the clock in ns; ``committed``: what the host says, if not the host model."""
-        self.state = usage.update_usage(self.state, now, committed)
+        faults = self.faults
+        self.state, error = usage.update_usage(
+            self.state, now, committed, faults.map, faults.mincore
+        )
+        if error is not None:
+            raise error
 
     def total_usage(self) -> int:
         return allocator.total_usage(self.state)
@@ -106,7 +127,7 @@ class SpecMemoryFile:
         self.state = allocator.destroy(self.state)
         self.run_evictions()
         while reclaimer.reclaimer_runnable(self.state):
-            self.state = reclaimer.reclaimer_step(self.state, self.faults.punch)
+            self.state = self._reclaimer_step()
 
     def __str__(self) -> str:
         return allocator.describe(self.state)
@@ -125,14 +146,23 @@ class SpecMemoryFile:
     # --- Driving the background work ----------------------------------------------
 
     def reclaim(self) -> list[FileRange]:
-        """Run the reclaimer until it waits; the ranges it reclaimed, in order."""
+        """Run the reclaimer until it waits; the ranges it reclaimed, in order.
+
+        Raises the ``mmap`` error if the reclaimer fails (it could neither
+        punch nor zero a range); from then on it reclaims nothing.
+        """
         reclaimed = []
         while reclaimer.reclaimer_runnable(self.state) and not self.state.destroyed:
-            self.state = reclaimer.reclaimer_step(self.state, self.faults.punch)
+            self.state = self._reclaimer_step()
             taken = self.state.reclaimer
             if taken.step is ReclaimerStep.MARKING_DECOMMITTED and taken.range is not None:
                 reclaimed.append(taken.range)
+            if taken.step is ReclaimerStep.FAILED and taken.error is not None:
+                raise os_error(taken.error, f"reclaim could neither punch nor zero {taken.range}")
         return reclaimed
+
+    def _reclaimer_step(self) -> State:
+        return reclaimer.reclaimer_step(self.state, self.faults.punch, self.faults.map)
 
     def run_evictions(self) -> list[tuple[Hashable, EvictableRange]]:
         """Run every eviction goroutine to its end, user by user in registration order.

@@ -5,7 +5,9 @@ works from the end of the file inwards, so this keeps its search short),
 punch a hole in it without holding the lock, clear knownCommitted, then remove
 it from usage. Out of work, it starts evictions (ENABLED without memcg
 pressure) and waits to be signalled. When it finds ``destroyed`` set, it
-closes the file, unmaps every chunk and exits.
+closes the file, unmaps every chunk and exits. If it can neither punch nor
+zero a range, the seed panics; ours keeps the range (never to be reused) and
+stops (FAILED) until destroy.
 
 Each function below is one step between two lock operations, and
 :func:`reclaimer_step` runs whichever step is next. A test or a model checker
@@ -17,7 +19,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from spec import host as hostmodel
-from spec.allocator import manually_zero, mark_decommitted
+from spec.allocator import manually_zero, mark_decommitted, needs_mapping
 from spec.errors import InvalidArgument, InvariantViolation
 from spec.eviction import start_evictions_locked
 from spec.state import FREED, Reclaimer, ReclaimerStep, State
@@ -68,17 +70,24 @@ def find_reclaimable(state: State) -> State:
         state = replace(state, reclaimable=False)
 
 
-def decommit_file(state: State, punch_error: int | None = None) -> State:
+def decommit_file(
+    state: State, punch_error: int | None = None, map_error: int | None = None
+) -> State:
     """Punch a hole in the taken range, without the lock.
 
     With ``manual_zeroing`` nothing is done: such pages are zeroed when
     allocated. If punching fails (``punch_error``), the seed logs a warning
     and zeroes the pages by hand, so they still read as zeroes when reused.
+    If that fails too (``map_error``: a chunk cannot be mapped), the seed
+    panics; the reclaimer keeps the range, so it is never reused, and stops:
+    FAILED, with the errno.
     """
     fr = _taken(state, ReclaimerStep.DECOMMITTING)
     if not state.opts.manual_zeroing:
         if punch_error is None:
             state = replace(state, host=hostmodel.punch_hole(state.host, fr))
+        elif map_error is not None and needs_mapping(state, fr):
+            return replace(state, reclaimer=Reclaimer(ReclaimerStep.FAILED, fr, map_error))
         else:
             state = manually_zero(state, fr)
     return replace(state, reclaimer=Reclaimer(ReclaimerStep.MARKING_DECOMMITTED, fr))
@@ -104,32 +113,42 @@ def mark_reclaimed(state: State) -> State:
 
 
 def exit_reclaimer(state: State) -> State:
-    """The end of runReclaim: close the file and unmap every chunk."""
-    _expect(state, ReclaimerStep.EXITING)
+    """The end of runReclaim: close the file and unmap every chunk.
+
+    A reclaimer that FAILED gets here once the file is destroyed, still
+    holding the range it could not reclaim.
+    """
+    if state.reclaimer.step is not ReclaimerStep.FAILED or not state.destroyed:
+        _expect(state, ReclaimerStep.EXITING)
     return replace(
         state,
         file_open=False,
         mapped_chunks=frozenset(),
-        reclaimer=Reclaimer(ReclaimerStep.EXITED),
+        reclaimer=replace(state.reclaimer, step=ReclaimerStep.EXITED),
     )
 
 
 def reclaimer_runnable(state: State) -> bool:
-    """Whether the reclaimer has a step to take (it is neither waiting nor gone)."""
-    return state.reclaimer.step not in (ReclaimerStep.WAITING, ReclaimerStep.EXITED)
+    """Whether the reclaimer has a step to take (not waiting, not gone, not failed but live)."""
+    step = state.reclaimer.step
+    if step is ReclaimerStep.FAILED:
+        return state.destroyed
+    return step not in (ReclaimerStep.WAITING, ReclaimerStep.EXITED)
 
 
-def reclaimer_step(state: State, punch_error: int | None = None) -> State:
+def reclaimer_step(
+    state: State, punch_error: int | None = None, map_error: int | None = None
+) -> State:
     """Run the reclaimer's next step (it must be runnable)."""
     step = state.reclaimer.step
     if step is ReclaimerStep.RUNNING:
         return find_reclaimable(state)
     if step is ReclaimerStep.DECOMMITTING:
-        return decommit_file(state, punch_error)
+        return decommit_file(state, punch_error, map_error)
     if step is ReclaimerStep.MARKING_DECOMMITTED:
         return mark_range_decommitted(state)
     if step is ReclaimerStep.MARKING_RECLAIMED:
         return mark_reclaimed(state)
-    if step is ReclaimerStep.EXITING:
+    if step is ReclaimerStep.EXITING or (step is ReclaimerStep.FAILED and state.destroyed):
         return exit_reclaimer(state)
     raise InvalidArgument(f"the reclaimer is {step.value} and has no step to take")

@@ -60,13 +60,19 @@ class ReclaimerStep(enum.Enum):
     EXITING = "exiting"
     """Saw ``destroyed``: about to close the file and unmap every chunk."""
     EXITED = "exited"
+    FAILED = "failed"
+    """Could neither punch nor zero its range (the seed panics): it keeps the range,
+    which is never handed out again, and does nothing more until destroy, then exits."""
 
 
 @dataclass(frozen=True, slots=True)
 class Reclaimer:
     step: ReclaimerStep
     range: FileRange | None = None
-    """The range being reclaimed, in DECOMMITTING and both MARKING steps."""
+    """The range being reclaimed, in DECOMMITTING and both MARKING steps; once
+    FAILED, the range it could not reclaim, kept to the end."""
+    error: int | None = None
+    """Once FAILED, the errno of the ``mmap`` that made zeroing fail."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,6 +30,12 @@ pages may be decommitted, making a mincore answer stale (we ask again if a
 ``markDecommitted`` ran meanwhile), and the file's usage may shrink, so we book
 swap against the usage read at the end of the scan, under the lock, not at its
 start. With nothing running concurrently both read the same.
+
+A failing kernel call ends the scan where it is: mapping the slice's chunk
+(``map_error``) or ``mincore`` (``mincore_error``). The slices before it stay
+marked, the swap booking still runs (the seed defers it), and
+:func:`update_usage` returns the error with that state, as the seed's
+``UpdateUsage`` returns it.
 """
 
 from __future__ import annotations
@@ -37,19 +43,47 @@ from __future__ import annotations
 from dataclasses import replace
 
 from spec import host as hostmodel
-from spec.allocator import chunk_slices, chunks_of, require_live
-from spec.errors import InvalidArgument
+from spec.allocator import chunk_slices, chunks_of, needs_mapping, require_live
+from spec.errors import InvalidArgument, os_error
 from spec.rangemap import RangeSet
 from spec.state import State, UsageScan, account
 from spec.vocabulary import CHUNK_SIZE, RESCAN_INTERVAL, SECOND, FileRange, MemoryKind
 
 
-def update_usage(state: State, now: int, committed: RangeSet | None = None) -> State:
-    """UpdateUsage, all steps at once: no other thread runs meanwhile."""
+def update_usage(
+    state: State,
+    now: int,
+    committed: RangeSet | None = None,
+    map_error: int | None = None,
+    mincore_error: int | None = None,
+) -> tuple[State, OSError | None]:
+    """UpdateUsage, all steps at once: no other thread runs meanwhile.
+
+    Returns the new state and the error of the kernel call that failed, if
+    one did (the state is then what the seed leaves: see the module docstring).
+    """
     state = begin_update_usage(state, now, committed)
     while state.scan is not None:
+        error = scan_fault(state, map_error, mincore_error)
+        if error is not None:
+            return end_scan(state, committed), error
         state = apply_committed(query_committed(state, committed), committed)
-    return state
+    return state, None
+
+
+def scan_fault(state: State, map_error: int | None, mincore_error: int | None) -> OSError | None:
+    """The error the scan's next query meets: mapping the slice's chunk, then ``mincore``."""
+    scan = _scanning(state)
+    if map_error is not None and needs_mapping(state, scan.slice):
+        return os_error(map_error, f"mmap of the chunk of {scan.slice}")
+    if mincore_error is not None:
+        return os_error(mincore_error, f"mincore of {scan.slice}")
+    return None
+
+
+def end_scan(state: State, committed: RangeSet | None = None) -> State:
+    """End the scan where it is (a kernel call failed): only the swap booking still runs."""
+    return _finish(state, _scanning(state).current_usage, committed)
 
 
 def should_skip(state: State, now: int, current_usage: int) -> bool:
@@ -82,19 +116,23 @@ def _scan_from(state: State, position: int, current: int, committed: RangeSet | 
     """Find the first committable segment at or after ``position`` and its first slice."""
     for fr, info in state.usage:
         if fr.end > position and info.can_commit():
-            first = chunk_slices(fr)[0]
-            scan = UsageScan(current, segment=fr, slice=first)
-            return replace(state, scan=scan, mapped_chunks=state.mapped_chunks | chunks_of(first))
+            scan = UsageScan(current, segment=fr, slice=chunk_slices(fr)[0])
+            return replace(state, scan=scan)
     return _finish(state, current, committed)
 
 
 def query_committed(state: State, committed: RangeSet | None = None) -> State:
-    """The unlocked step: ask the host (``mincore``) which pages of the slice are committed."""
+    """The unlocked step: ask the host (``mincore``) which pages of the slice are committed.
+
+    The slice's chunk is mapped first (the seed maps it just before, under the lock).
+    """
     scan = _scanning(state)
     view = committed if committed is not None else state.host.committed
     answer = view.restrict(scan.slice)
     return replace(
-        state, scan=replace(scan, committed=answer, queried_generation=state.decommit_generation)
+        state,
+        scan=replace(scan, committed=answer, queried_generation=state.decommit_generation),
+        mapped_chunks=state.mapped_chunks | chunks_of(scan.slice),
     )
 
 
@@ -114,11 +152,7 @@ def apply_committed(state: State, committed: RangeSet | None = None) -> State:
         state = _mark_committed(state, run, scan.slice)
     if scan.slice.end < scan.segment.end:
         following = FileRange(scan.slice.end, min(scan.segment.end, scan.slice.end + CHUNK_SIZE))
-        return replace(
-            state,
-            scan=replace(scan, slice=following, committed=None),
-            mapped_chunks=state.mapped_chunks | chunks_of(following),
-        )
+        return replace(state, scan=replace(scan, slice=following, committed=None))
     return _scan_from(state, scan.segment.end, scan.current_usage, committed)
 
 

@@ -1,195 +1,160 @@
-"""Every class of bad input: the spec's exception type, and nothing changed.
+"""Every class of bad input, through the real allocator: the spec's error, and nothing changed.
 
-Each case is applied to a ``SpecMemoryFile`` and an ``impl.MemoryFile`` set
-up identically (live memory, memory awaiting reclaim, an evictable user,
-mapped chunks). Both must raise the same exception type (the same errno for
-``OSError``), and neither may change: the observations before and after are
-equal, and the impl's still equals the spec's.
+Each case of :mod:`tests.bad_input_cases` runs on an ``impl.MemoryFile``
+(a real memfd) and on a ``SpecMemoryFile`` set up identically. Both must
+raise the case's exception type (and errno), the same type; the impl's
+observation and its kernel view (size, ``fstat`` blocks, ``mincore``, the
+bytes of the file, the chunks mapped) must be as they were, and still equal
+the spec's. The table runs once without threads and once with them, the
+reclaimer held inside its punch of the freed pages.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import os
+import threading
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 
 from impl import MemoryAccounting, MemoryFile
+from impl.kernel import Kernel
 from spec import SpecMemoryFile
-from spec.errors import (
-    InvalidArgument,
-    InvalidLength,
-    InvalidOptions,
-    InvalidRange,
-    NoReferences,
-    RangeBeyondFile,
-    UnallocatedPages,
-)
+from spec.errors import InvalidArgument, InvalidOptions
 from spec.vocabulary import (
-    CHUNK_SIZE,
-    MAX_PAGE,
-    PAGE_SIZE,
-    READ,
-    AccessType,
-    BytesReader,
     DelayedEviction,
-    EvictableRange,
     FileRange,
     MemoryFileOpts,
-    MemoryKind,
 )
+from tests.bad_input_cases import (
+    CASES,
+    OPTION_CASES,
+    Case,
+    bad,
+    changed,
+    impl_snapshot,
+    prepare,
+    run,
+)
+from tests.figures import FIGURES
 
-AnyFile = SpecMemoryFile | MemoryFile
-ANON = MemoryKind.ANONYMOUS
-TOP = CHUNK_SIZE  # the file is one chunk; allocations come from its top
-LIVE = FileRange(TOP - 4 * PAGE_SIZE, TOP)
-FREED = FileRange(TOP - 6 * PAGE_SIZE, TOP - 4 * PAGE_SIZE)
-HOLE = FileRange(0, PAGE_SIZE)
-BEYOND = FileRange(TOP, TOP + PAGE_SIZE)
-
-
-def set_up(f: AnyFile) -> None:
-    assert f.allocate(4 * PAGE_SIZE, ANON) == LIVE
-    assert f.allocate(2 * PAGE_SIZE, ANON) == FREED
-    f.allocate(2 * PAGE_SIZE, MemoryKind.TMPFS)
-    f.dec_ref(FREED)  # awaits reclaim: refs 0
-    f.map_internal(LIVE, READ)
-    f.write(LIVE.start, b"data")
-    f.mark_evictable("user", EvictableRange(0, 10))
+MakeFile = Callable[[], MemoryFile]
 
 
-def with_bad(value: object) -> Any:
-    return value
+def quiet_file() -> MemoryFile:
+    """A file without threads, accounting to its own MemoryAccounting."""
+    return MemoryFile(background=False, accounting=MemoryAccounting())
 
 
-CASES: dict[str, tuple[Callable[[AnyFile], object], type[Exception], int | None]] = {
-    # allocate / allocate_and_fill: the length and the kind
-    "length zero": (lambda f: f.allocate(0, ANON), InvalidLength, None),
-    "length unaligned": (lambda f: f.allocate(PAGE_SIZE + 1, ANON), InvalidLength, None),
-    "length negative": (lambda f: f.allocate(-PAGE_SIZE, ANON), InvalidArgument, None),
-    "length beyond uint64": (lambda f: f.allocate(1 << 64, ANON), InvalidArgument, None),
-    "length a float": (lambda f: f.allocate(with_bad(4096.0), ANON), InvalidArgument, None),
-    "length a bool": (lambda f: f.allocate(with_bad(True), ANON), InvalidArgument, None),
-    "kind an int": (lambda f: f.allocate(PAGE_SIZE, with_bad(1)), InvalidArgument, None),
-    "no range fits": (lambda f: f.allocate(MAX_PAGE, ANON), OSError, 12),
-    "fill length zero": (
-        lambda f: f.allocate_and_fill(0, ANON, BytesReader(b"x")),
-        InvalidLength,
-        None,
-    ),
-    "fill from a non-reader": (
-        lambda f: f.allocate_and_fill(PAGE_SIZE, ANON, with_bad(b"data")),
-        InvalidArgument,
-        None,
-    ),
-    # ranges of inc_ref / dec_ref / decommit
-    "range ill-formed": (lambda f: f.dec_ref(FileRange(TOP, TOP - PAGE_SIZE)), InvalidRange, None),
-    "range empty": (lambda f: f.inc_ref(FileRange(LIVE.start, LIVE.start)), InvalidRange, None),
-    "range unaligned": (
-        lambda f: f.decommit(FileRange(LIVE.start, LIVE.end - 1)),
-        InvalidRange,
-        None,
-    ),
-    "range a tuple": (lambda f: f.dec_ref(with_bad(tuple(LIVE))), InvalidArgument, None),
-    "range negative": (lambda f: f.inc_ref(FileRange(-PAGE_SIZE, 0)), InvalidArgument, None),
-    "range unallocated": (lambda f: f.dec_ref(HOLE), UnallocatedPages, None),
-    "range partly unallocated": (
-        lambda f: f.inc_ref(FileRange(LIVE.start, BEYOND.end)),
-        UnallocatedPages,
-        None,
-    ),
-    "decommit unallocated": (lambda f: f.decommit(HOLE), UnallocatedPages, None),
-    "dec_ref without references": (lambda f: f.dec_ref(FREED), NoReferences, None),
-    "inc_ref without references": (
-        lambda f: f.inc_ref(FileRange(FREED.start, LIVE.end)),
-        NoReferences,
-        None,
-    ),
-    # map_internal, read, write
-    "map empty": (lambda f: f.map_internal(FileRange(0, 0), READ), InvalidRange, None),
-    "map beyond the file": (lambda f: f.map_internal(BEYOND, READ), RangeBeyondFile, None),
-    "map executable": (
-        lambda f: f.map_internal(LIVE, AccessType(read=True, execute=True)),
-        OSError,
-        13,
-    ),
-    "map with a string access": (
-        lambda f: f.map_internal(LIVE, with_bad("r")),
-        InvalidArgument,
-        None,
-    ),
-    "read beyond the file": (lambda f: f.read(BEYOND), RangeBeyondFile, None),
-    "read ill-formed": (lambda f: f.read(FileRange(5, 1)), InvalidRange, None),
-    "write beyond uint64": (lambda f: f.write((1 << 64) - 1, b"ab"), InvalidArgument, None),
-    "write beyond the file": (lambda f: f.write(TOP, b"a"), RangeBeyondFile, None),
-    # evictable ranges and users
-    "evictable ill-formed": (
-        lambda f: f.mark_evictable("user", EvictableRange(9, 3)),
-        InvalidRange,
-        None,
-    ),
-    "evictable a tuple": (
-        lambda f: f.mark_unevictable("user", with_bad((0, 3))),
-        InvalidArgument,
-        None,
-    ),
-    "evictable negative": (
-        lambda f: f.mark_evictable("user", EvictableRange(-1, 3)),
-        InvalidArgument,
-        None,
-    ),
-    "user unhashable": (
-        lambda f: f.mark_evictable(with_bad([]), EvictableRange(0, 3)),
-        InvalidArgument,
-        None,
-    ),
-    "user unhashable, all": (lambda f: f.mark_all_unevictable(with_bad({})), InvalidArgument, None),
-}
-
-
-def observe(f: AnyFile) -> tuple[object, ...]:
-    o = f.observation()
-    return tuple(getattr(o, field.name) for field in dataclasses.fields(o))
-
-
-@pytest.mark.parametrize("case", sorted(CASES))
-def test_bad_input_is_rejected_like_the_spec_and_changes_nothing(case: str) -> None:
-    call, expected, code = CASES[case]
+def check_impl_case(make: MakeFile, case: Case) -> None:
+    """The case on a prepared impl file and a prepared spec file: same error, nothing changed."""
     spec = SpecMemoryFile()
-    with MemoryFile(background=False, accounting=MemoryAccounting()) as impl:
-        set_up(spec)
-        set_up(impl)
-        spec_before, impl_before = observe(spec), observe(impl)
-        assert spec_before == impl_before
-        raised = []
-        for f in (spec, impl):
-            with pytest.raises(expected) as error:
-                call(f)
-            raised.append(error.value)
-        assert type(raised[0]) is type(raised[1])
-        if code is not None:
-            assert isinstance(raised[1], OSError) and raised[1].errno == code
-            assert getattr(raised[0], "errno", None) == code
-        assert observe(spec) == spec_before
-        assert observe(impl) == impl_before
-        assert impl.read(LIVE)[:4] == b"data"
+    impl = make()
+    try:
+        prepare(impl, case)
+        before = impl_snapshot(impl, case.destroyed)
+        impl_error = run(impl, case)
+        after = impl_snapshot(impl, case.destroyed)
+        assert not changed(before, after), f"{case.name}: changed {changed(before, after)}"
+        if not case.impl_only:
+            prepare(spec, case)
+            spec_error = run(spec, case)
+            assert type(impl_error) is type(spec_error), f"{case.name}: {impl_error!r}"
+            assert impl.observation() == spec.observation(), f"{case.name}: differs from the spec"
+    finally:
+        impl.destroy()
 
 
-@pytest.mark.parametrize(
-    "opts",
-    [
-        MemoryFileOpts(delayed_eviction=with_bad(7)),
-        MemoryFileOpts(delayed_eviction=with_bad("enabled")),
-        MemoryFileOpts(use_host_memcg_pressure=with_bad(1)),
-        with_bad("opts"),
-    ],
-)
-def test_bad_options_are_invalid_options(opts: MemoryFileOpts) -> None:
+@pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
+def test_bad_input_raises_what_the_spec_raises_and_changes_nothing(case: Case) -> None:
+    check_impl_case(quiet_file, case)
+    FIGURES["bad inputs tried (impl, no threads)"] += 1
+
+
+class HeldReclaimKernel(Kernel):
+    """Holds the reclaimer thread inside its punch until ``release`` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reached = threading.Event()
+        self.release = threading.Event()
+
+    def punch_hole(self, fd: int, offset: int, length: int) -> None:
+        if threading.current_thread().name == "pgalloc-reclaimer":
+            self.reached.set()
+            self.release.wait(timeout=60)
+        super().punch_hole(fd, offset, length)
+
+
+def check_background_case(case: Case, file_class: type[MemoryFile] = MemoryFile) -> None:
+    """The case on a file with threads, its freed pages taken by a reclaimer held mid-punch."""
+    kernel = HeldReclaimKernel()
+    f = file_class(accounting=MemoryAccounting(), kernel=kernel)
+    try:
+        if case.destroyed:
+            kernel.release.set()  # destroy joins the reclaimer
+        prepare(f, case)
+        if not case.destroyed:
+            assert kernel.reached.wait(timeout=10), "the reclaimer never took the freed pages"
+        before = impl_snapshot(f, case.destroyed)
+        spec = SpecMemoryFile()
+        if not case.impl_only:
+            prepare(spec, case)
+        error = run(f, case)
+        after = impl_snapshot(f, case.destroyed)
+        assert not changed(before, after), f"{case.name}: changed {changed(before, after)}"
+        if not case.impl_only:
+            assert type(error) is type(run(spec, case))
+    finally:
+        kernel.release.set()
+        f.destroy()
+
+
+def test_the_table_holds_with_threads_and_the_reclaimer_mid_punch() -> None:
+    failures = []
+    for case in CASES:
+        try:
+            check_background_case(case)
+        except AssertionError as failure:
+            failures.append(str(failure))
+    assert failures == []
+    FIGURES["bad inputs tried (impl, threads, reclaimer mid-punch)"] += len(CASES)
+    assert not [t for t in threading.enumerate() if t.name.startswith("pgalloc")]
+
+
+def open_fds() -> set[str]:
+    return set(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.parametrize("opts", [o for _, o in OPTION_CASES], ids=[n for n, _ in OPTION_CASES])
+def test_bad_options_are_invalid_options_and_make_nothing(opts: object) -> None:
+    fds, threads = open_fds(), set(threading.enumerate())
     with pytest.raises(InvalidOptions):
-        SpecMemoryFile(opts)
+        SpecMemoryFile(bad(opts))
     with pytest.raises(InvalidOptions):
-        MemoryFile(opts, background=False)
+        MemoryFile(bad(opts))
+    FIGURES["bad inputs tried (impl, no threads)"] += 1
+    assert open_fds() == fds
+    assert set(threading.enumerate()) <= threads
+
+
+@pytest.mark.parametrize("file", [True, -1, 3.0, "3", os.devnull])
+def test_a_file_that_is_not_a_descriptor_is_refused_before_anything_is_made(file: object) -> None:
+    # (True was taken as fd 1: the constructor truncated standard output.)
+    fds, threads = open_fds(), set(threading.enumerate())
+    with pytest.raises(InvalidArgument, match="file descriptor"):
+        MemoryFile(file=bad(file))
+    FIGURES["bad inputs tried (impl, no threads)"] += 1
+    assert open_fds() == fds
+    assert set(threading.enumerate()) <= threads
+
+
+def test_a_pressure_source_without_memcg_pressure_is_refused_before_anything_is_made() -> None:
+    fds, threads = open_fds(), set(threading.enumerate())
+    with pytest.raises(ValueError, match="pressure source"):
+        MemoryFile(MemoryFileOpts(DelayedEviction.MANUAL), pressure=bad(object()))
+    assert open_fds() == fds
+    assert set(threading.enumerate()) <= threads
 
 
 def test_options_are_normalised_as_the_spec_does() -> None:
@@ -199,3 +164,53 @@ def test_options_are_normalised_as_the_spec_does() -> None:
             with MemoryFile(opts, background=False) as f:
                 assert f.opts == SpecMemoryFile(opts).state.opts
                 assert f.should_cache_evictable() == SpecMemoryFile(opts).should_cache_evictable()
+
+
+# --- The checks catch broken builds ----------------------------------------------------------
+
+
+class IncRefBeforeChecking(MemoryFile):
+    """Broken as the seed: inc_ref increments the first segment, then validates."""
+
+    def inc_ref(self, fr: FileRange) -> None:
+        with self._mu:
+            for start, end, _ in self._usage.segments(fr.start, fr.end)[:1]:
+                self._usage.update(start, end, lambda u: u._replace(refs=u.refs + 1))
+        super().inc_ref(fr)
+
+
+class DecommitBeforeChecking(MemoryFile):
+    """Broken as the seed: decommit punches the hole, then validates."""
+
+    def decommit(self, fr: FileRange) -> None:
+        self._kernel.punch_hole(self._fd, fr.start, fr.end - fr.start)
+        super().decommit(fr)
+
+
+def case_named(name: str) -> Case:
+    return next(case for case in CASES if case.name == name)
+
+
+def test_the_check_catches_an_inc_ref_that_changes_refs_before_rejecting() -> None:
+    case = case_named("inc_ref: partly beyond the file")
+    check_impl_case(quiet_file, case)
+    with pytest.raises(AssertionError, match="changed \\['observation'\\]"):
+        check_impl_case(lambda: IncRefBeforeChecking(background=False), case)
+
+
+def test_the_threaded_check_catches_an_inc_ref_that_changes_refs_before_rejecting() -> None:
+    case = case_named("inc_ref: partly beyond the file")
+    check_background_case(case)
+    with pytest.raises(AssertionError, match="inc_ref: partly beyond the file: changed"):
+        check_background_case(case, IncRefBeforeChecking)
+
+
+def test_the_check_catches_a_decommit_that_punches_before_rejecting() -> None:
+    """The observation stays the same (nothing was marked): only the kernel's view shows it."""
+    case = case_named("decommit: partly beyond the file")
+    check_impl_case(quiet_file, case)
+    with pytest.raises(AssertionError) as failure:
+        check_impl_case(lambda: DecommitBeforeChecking(background=False), case)
+    assert "file contents" in str(failure.value)
+    assert "committed ranges" in str(failure.value)
+    assert "observation" not in str(failure.value)

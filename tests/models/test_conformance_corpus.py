@@ -127,16 +127,18 @@ def test_shipped_drivers_pass_the_whole_corpus(port: str, corpus: list[Vector]) 
 
 
 def test_corpus_exercises_the_specification() -> None:
-    """Line and branch coverage of spec/ replaying the corpus (measured: 94.7% / 84.1%).
+    """Line and branch coverage of spec/ replaying the corpus (measured: 93.5% / 80.8%).
 
     What is left is unreachable through the protocol: guards of the split
     steps only the model checker drives, argument type checks JSON cannot
-    trigger, invariant-violation branches, the seed's defect flags, __str__.
+    trigger, invariant-violation branches, the seed's defect flags, __str__,
+    and the faults other than a failing punch (ftruncate, mmap, mincore),
+    which the protocol cannot inject (tests/spec/test_faults.py runs them).
     """
     result = measure(CORPUS)
     assert result.vectors > 400
-    assert result.lines_covered / result.statements >= 0.94, result.report()
-    assert result.branches_covered / result.branches >= 0.83, result.report()
+    assert result.lines_covered / result.statements >= 0.93, result.report()
+    assert result.branches_covered / result.branches >= 0.80, result.report()
     covered = {f.path: f for f in result.files}
     for module in ("spec/allocator.py", "spec/eviction.py", "spec/reclaimer.py", "spec/usage.py"):
-        assert len(covered[module].missing_lines) <= 8, result.report()
+        assert len(covered[module].missing_lines) <= 11, result.report()  # 8 without faults

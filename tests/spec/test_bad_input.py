@@ -1,169 +1,63 @@
-"""Every class of bad input: the right exception, and the state exactly as it was."""
+"""Every class of bad input, through the specification: the documented error, the state as it was.
+
+The table is :mod:`tests.bad_input_cases` (shared with the impl tests). The
+specification's state is one frozen value, so "nothing changed" is ``==`` on
+the whole ``State``: usage, reclaim set, host model, mappings, evictable
+users, counters, the reclaimer's program counter.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 
 import pytest
 
-from spec.errors import (
-    ContractViolation,
-    InvalidArgument,
-    InvalidLength,
-    InvalidRange,
-    NoReferences,
-    RangeBeyondFile,
-    UnallocatedPages,
-    UseAfterDestroy,
-)
-from spec.memory_file import SpecMemoryFile
-from spec.vocabulary import (
-    CHUNK_SIZE,
-    MAX_PAGE,
-    PAGE_SIZE,
-    READ,
-    UINT64_MAX,
-    BytesReader,
-    EvictableRange,
-    FileRange,
-    MemoryKind,
-)
+from spec import SpecMemoryFile
+from spec.errors import InvalidOptions
+from spec.vocabulary import EvictableRange
+from tests.bad_input_cases import CASES, OPTION_CASES, Case, bad, prepare, run
+from tests.figures import FIGURES
 
-P = PAGE_SIZE
-C = CHUNK_SIZE
-ANON = MemoryKind.ANONYMOUS
+SPEC_CASES = [case for case in CASES if not case.impl_only]
 
 
-def populated() -> SpecMemoryFile:
-    """A file with a live allocation at [C-2P, C-P) and freed pages at [C-P, C)."""
-    f = SpecMemoryFile()
-    f.allocate(P, ANON)
-    f.allocate(P, MemoryKind.TMPFS)
-    f.dec_ref(FileRange(C - P, C))
-    f.mark_evictable("user", EvictableRange(0, 10))
-    return f
-
-
-Call = Callable[[SpecMemoryFile], object]
-
-CASES: list[tuple[str, Call, type[ContractViolation]]] = [
-    ("allocate zero", lambda f: f.allocate(0, ANON), InvalidLength),
-    ("allocate unaligned", lambda f: f.allocate(P + 1, ANON), InvalidLength),
-    ("allocate beyond uint64", lambda f: f.allocate(1 << 64, ANON), InvalidArgument),
-    ("allocate negative", lambda f: f.allocate(-P, ANON), InvalidArgument),
-    ("allocate a float", lambda f: f.allocate(4096.0, ANON), InvalidArgument),  # type: ignore[arg-type]
-    ("allocate a bool", lambda f: f.allocate(True, ANON), InvalidArgument),
-    ("allocate bad kind", lambda f: f.allocate(P, 1), InvalidArgument),  # type: ignore[arg-type]
-    (
-        "fill zero",
-        lambda f: f.allocate_and_fill(0, ANON, BytesReader(b"x")),
-        InvalidLength,
-    ),
-    (
-        "fill from a non-reader",
-        lambda f: f.allocate_and_fill(P, ANON, b"data"),  # type: ignore[arg-type]
-        InvalidArgument,
-    ),
-    ("inc_ref ill-formed", lambda f: f.inc_ref(FileRange(C - P, C - 2 * P)), InvalidRange),
-    ("inc_ref empty", lambda f: f.inc_ref(FileRange(C - P, C - P)), InvalidRange),
-    ("inc_ref unaligned", lambda f: f.inc_ref(FileRange(C - 2 * P, C - P + 1)), InvalidRange),
-    ("inc_ref a tuple", lambda f: f.inc_ref((0, P)), InvalidArgument),  # type: ignore[arg-type]
-    ("inc_ref beyond uint64", lambda f: f.inc_ref(FileRange(0, 1 << 64)), InvalidArgument),
-    ("inc_ref unallocated", lambda f: f.inc_ref(FileRange(0, P)), UnallocatedPages),
-    (
-        "inc_ref partly unallocated",
-        lambda f: f.inc_ref(FileRange(C - 3 * P, C - P)),
-        UnallocatedPages,
-    ),
-    ("inc_ref freed pages", lambda f: f.inc_ref(FileRange(C - P, C)), NoReferences),
-    ("dec_ref unallocated", lambda f: f.dec_ref(FileRange(0, P)), UnallocatedPages),
-    ("dec_ref beyond the file", lambda f: f.dec_ref(FileRange(C, C + P)), UnallocatedPages),
-    ("dec_ref freed pages", lambda f: f.dec_ref(FileRange(C - 2 * P, C)), NoReferences),
-    ("dec_ref unaligned", lambda f: f.dec_ref(FileRange(C - 2 * P + 1, C - P)), InvalidRange),
-    ("decommit unallocated", lambda f: f.decommit(FileRange(0, P)), UnallocatedPages),
-    ("decommit empty", lambda f: f.decommit(FileRange(P, P)), InvalidRange),
-    ("map ill-formed", lambda f: f.map_internal(FileRange(P, 0), READ), InvalidRange),
-    ("map empty", lambda f: f.map_internal(FileRange(P, P), READ), InvalidRange),
-    (
-        "map beyond the file",
-        lambda f: f.map_internal(FileRange(C - 1, C + 1), READ),
-        RangeBeyondFile,
-    ),
-    ("map bad access", lambda f: f.map_internal(FileRange(0, P), "r"), InvalidArgument),  # type: ignore[arg-type]
-    ("read unmapped", lambda f: f.read(FileRange(0, 1)), RangeBeyondFile),
-    (
-        "evictable ill-formed",
-        lambda f: f.mark_evictable("user", EvictableRange(5, 1)),
-        InvalidRange,
-    ),
-    (
-        "evictable unhashable user",
-        lambda f: f.mark_evictable([], EvictableRange(0, 1)),  # type: ignore[arg-type]
-        InvalidArgument,
-    ),
-    (
-        "unevictable ill-formed",
-        lambda f: f.mark_unevictable("user", EvictableRange(5, 1)),
-        InvalidRange,
-    ),
-    (
-        "evictable beyond uint64",
-        lambda f: f.mark_evictable("user", EvictableRange(0, UINT64_MAX + 1)),
-        InvalidArgument,
-    ),
-    ("update_usage without a clock", lambda f: f.update_usage(1.5), InvalidArgument),  # type: ignore[arg-type]
-]
-
-
-@pytest.mark.parametrize(
-    ("call", "error"), [(c, e) for _, c, e in CASES], ids=[n for n, _, _ in CASES]
-)
-def test_bad_input_raises_and_changes_nothing(call: Call, error: type[ContractViolation]) -> None:
-    f = populated()
+def check_spec_case(make: Callable[[], SpecMemoryFile], case: Case) -> None:
+    """The case's call on a prepared file raises its error and leaves the State equal."""
+    f = make()
+    prepare(f, case)
     before = f.state
-    with pytest.raises(error):
-        call(f)
-    assert f.state == before
+    run(f, case)
+    assert f.state == before, f"{case.name}: the rejected call changed the state"
 
 
-def test_fill_with_bad_length_never_calls_the_reader() -> None:
-    class Untouchable:
-        def readinto(self, buffer: memoryview, /) -> int:
-            raise AssertionError("the reader was called")
-
-    f = populated()
-    with pytest.raises(InvalidLength):
-        f.allocate_and_fill(P + 1, ANON, Untouchable())
+@pytest.mark.parametrize("case", SPEC_CASES, ids=[case.name for case in SPEC_CASES])
+def test_bad_input_raises_the_documented_error_and_changes_nothing(case: Case) -> None:
+    check_spec_case(SpecMemoryFile, case)
+    FIGURES["bad inputs tried (spec)"] += 1
 
 
-def test_the_longest_valid_length_is_accepted() -> None:
-    with pytest.raises(OSError):  # valid, but nothing that long fits: ENOMEM, not a contract error
-        SpecMemoryFile().allocate(MAX_PAGE, ANON)
+@pytest.mark.parametrize("opts", [o for _, o in OPTION_CASES], ids=[n for n, _ in OPTION_CASES])
+def test_bad_options_are_invalid_options(opts: object) -> None:
+    with pytest.raises(InvalidOptions):
+        SpecMemoryFile(bad(opts))
+    FIGURES["bad inputs tried (spec)"] += 1
 
 
-AFTER_DESTROY: list[Call] = [
-    lambda f: f.allocate(P, ANON),
-    lambda f: f.allocate_and_fill(P, ANON, BytesReader(b"")),
-    lambda f: f.inc_ref(FileRange(C - 2 * P, C - P)),
-    lambda f: f.dec_ref(FileRange(C - 2 * P, C - P)),
-    lambda f: f.decommit(FileRange(C - 2 * P, C - P)),
-    lambda f: f.map_internal(FileRange(0, P), READ),
-    lambda f: f.mark_evictable("user", EvictableRange(0, 1)),
-    lambda f: f.mark_unevictable("user", EvictableRange(0, 1)),
-    lambda f: f.mark_all_unevictable("user"),
-    lambda f: f.start_evictions(),
-    lambda f: f.update_usage(10**9),
-    lambda f: f.total_usage(),
-    lambda f: f.total_size(),
-    lambda f: f.should_cache_evictable(),
-]
+def test_every_case_has_its_own_name() -> None:
+    names = [case.name for case in CASES] + [name for name, _ in OPTION_CASES]
+    assert len(set(names)) == len(names)
 
 
-@pytest.mark.parametrize("call", AFTER_DESTROY)
-def test_every_method_is_rejected_after_destroy(call: Call) -> None:
-    f = populated()
-    f.destroy()
-    before = f.state
-    with pytest.raises(UseAfterDestroy):
-        call(f)
-    assert f.state == before
+class ForgetsBeforeChecking(SpecMemoryFile):
+    """Broken: mark_unevictable drops the user's ranges before checking the range."""
+
+    def mark_unevictable(self, user: Hashable, er: EvictableRange) -> None:
+        self.mark_all_unevictable(user)
+        super().mark_unevictable(user, er)
+
+
+def test_the_check_catches_a_spec_that_changes_state_before_rejecting() -> None:
+    ill_formed = next(c for c in CASES if c.name == "mark_unevictable: range ill-formed")
+    check_spec_case(SpecMemoryFile, ill_formed)
+    with pytest.raises(AssertionError, match="changed the state"):
+        check_spec_case(ForgetsBeforeChecking, ill_formed)

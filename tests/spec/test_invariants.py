@@ -96,14 +96,13 @@ def test_a_dec_ref_that_forgets_the_reclaim_set_is_caught_by_the_workload(
 def test_an_allocate_that_skips_manual_zeroing_is_caught_by_the_workload(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    original = allocator.allocate
+    original = allocator.take_range
 
-    def lazy(state: State, length: int, kind: MemoryKind) -> tuple[State, FileRange]:
+    def lazy(state: State, fr: FileRange, kind: MemoryKind, map_error: int | None) -> State:
         unzeroed = replace(state, opts=replace(state.opts, manual_zeroing=False))
-        after, fr = original(unzeroed, length, kind)
-        return replace(after, opts=state.opts), fr
+        return replace(original(unzeroed, fr, kind, map_error), opts=state.opts)
 
-    monkeypatch.setattr(allocator, "allocate", lazy)
+    monkeypatch.setattr(allocator, "take_range", lazy)
     with pytest.raises(WorkloadFailure, match="does not read as zeroes"):
         for seed in range(200):
             run_workload(seed, 200)

@@ -1,0 +1,500 @@
+"""Lifecycle: ``destroy`` while threads allocate, fill, free and evict.
+
+Worker threads allocate, fill (through views, ``write`` and
+``allocate_and_fill``), check, share, decommit, free and hand ranges to an
+evictable tenant whose ``evict`` is slow and calls back into the file, while
+the reclaimer, the eviction threads and (with memcg pressure) the pressure
+watcher run; then ``destroy`` is called, at a varied moment, sometimes from
+two threads at once. Afterwards nothing crashed (the workers saw only
+``UseAfterDestroy`` from the allocator, no thread of the file raised or
+logged an error), every thread the file started has ended and every worker
+stops, the memfd is closed, every chunk mapping is gone once the last view is
+released (a view held over destroy keeps exactly its chunk until then),
+later calls raise ``UseAfterDestroy``, and a second ``destroy`` is harmless.
+
+The last sections show the check fails for builds that break one of these,
+and pin down the interleaving where ``destroy`` runs between a method's
+liveness check and its use of the mappings.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import os
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from typing import Literal
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from impl import Kernel, MemoryAccounting, MemoryFile
+from impl.kernel import ChunkMapping
+from spec.errors import UseAfterDestroy
+from spec.vocabulary import (
+    CHUNK_SIZE,
+    PAGE_SIZE,
+    READ,
+    WRITE,
+    BytesReader,
+    DelayedEviction,
+    EvictableRange,
+    FileRange,
+    MemoryFileOpts,
+    MemoryKind,
+)
+from tests.figures import FIGURES
+from tests.impl.leaks import examples, fds_of, identity, maps_of, pgalloc_threads, secret
+
+ANON = MemoryKind.ANONYMOUS
+KINDS = [MemoryKind.ANONYMOUS, MemoryKind.PAGE_CACHE, MemoryKind.TMPFS]
+
+Mode = Literal["disabled", "enabled", "enabled-memcg", "manual"]
+
+MODE_OPTS: dict[Mode, MemoryFileOpts] = {
+    "disabled": MemoryFileOpts(DelayedEviction.DISABLED),
+    "enabled": MemoryFileOpts(DelayedEviction.ENABLED),
+    "enabled-memcg": MemoryFileOpts(DelayedEviction.ENABLED, use_host_memcg_pressure=True),
+    "manual": MemoryFileOpts(DelayedEviction.MANUAL),
+}
+
+
+@contextmanager
+def recording_failures(failures: list[str]) -> Iterator[None]:
+    """Record what any thread raises unhandled, and every error the allocator logs."""
+
+    class Recorder(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            failures.append(f"logged: {record.getMessage()}")
+
+    def hook(args: threading.ExceptHookArgs) -> None:
+        name = args.thread.name if args.thread is not None else "?"
+        failures.append(f"thread {name} raised {args.exc_value!r}")
+
+    logger = logging.getLogger("impl")
+    recorder = Recorder(logging.ERROR)
+    previous_hook = threading.excepthook
+    logger.addHandler(recorder)
+    threading.excepthook = hook
+    try:
+        yield
+    finally:
+        threading.excepthook = previous_hook
+        logger.removeHandler(recorder)
+
+
+# --- The workload --------------------------------------------------------------------------
+
+
+class Tenant:
+    """An evictable user: ``evict`` waits ``delay`` s, then gives its range back (dec_ref)."""
+
+    def __init__(self, f: MemoryFile, delay: float, failures: list[str]) -> None:
+        self.f = f
+        self.delay = delay
+        self.failures = failures
+        self.ranges: dict[EvictableRange, FileRange] = {}
+        self.lock = threading.Lock()
+        self.next = 0
+        self.given_back = 0
+
+    def take(self, fr: FileRange) -> None:
+        """Hand ``fr`` over: it is the tenant's to give back when evicted."""
+        with self.lock:
+            er = EvictableRange(2 * self.next, 2 * self.next + 1)  # apart: adjacent ranges merge
+            self.next += 1
+            self.ranges[er] = fr
+        self.f.mark_evictable(self, er)
+
+    def evict(self, er: EvictableRange) -> None:
+        time.sleep(self.delay)
+        with self.lock:
+            fr = self.ranges.pop(er, None)
+        try:
+            if fr is not None:
+                self.f.dec_ref(fr)
+                with self.lock:
+                    self.given_back += 1
+        except UseAfterDestroy:
+            pass  # the file went meanwhile: nothing to give back
+        except Exception as error:
+            self.failures.append(f"evict {er}: {error!r}")
+
+
+def work(f: MemoryFile, seed: int, tenant: Tenant, failures: list[str], rounds: list[int]) -> None:
+    """Use the file as a client would, until it is destroyed (UseAfterDestroy).
+
+    Appends to ``rounds`` how many allocations it made and let go of.
+    """
+    rng = random.Random(seed)
+    done = 0
+    try:
+        while True:
+            length = rng.randint(1, 8) * PAGE_SIZE
+            data = secret(length, seed + rng.randrange(255))
+            kind = rng.choice(KINDS)
+            how = rng.randrange(3)
+            if how == 0:
+                fr = f.allocate_and_fill(length, kind, BytesReader(data)).file_range
+            else:
+                fr = f.allocate(length, kind)
+                views = f.map_internal(fr, WRITE)
+                if how == 1:
+                    position = 0
+                    for view in views:
+                        view[:] = data[position : position + len(view)]
+                        position += len(view)
+                for view in views:
+                    view.release()
+                if how == 2:
+                    f.write(fr.start, data)
+            if f.read(fr) != data:
+                failures.append(f"worker {seed}: {fr} lost its data")
+            share(f, fr, rng, tenant)
+            done += 1
+    except UseAfterDestroy:
+        pass
+    except Exception as error:
+        failures.append(f"worker {seed}: {error!r}")
+    rounds.append(done)
+
+
+def share(f: MemoryFile, fr: FileRange, rng: random.Random, tenant: Tenant) -> None:
+    """Let go of ``fr`` one way or another, with some background work on the side."""
+    choice = rng.randrange(6)
+    if choice == 0:
+        tenant.take(fr)
+        return
+    if choice == 1:
+        f.inc_ref(fr)
+        f.dec_ref(fr)
+    elif choice == 2:
+        f.decommit(FileRange(fr.start, fr.start + PAGE_SIZE))
+    elif choice == 3:
+        f.update_usage()
+        f.total_usage()
+    elif choice == 4:
+        f.start_evictions()
+        f.memcg_pressure()
+    else:
+        f.reclaim()
+        f.committed_ranges()
+    f.dec_ref(fr)
+
+
+# --- What destroy guarantees ---------------------------------------------------------------
+
+
+def check_destroyed(
+    f: MemoryFile, file: tuple[int, int], fd: int, before: set[threading.Thread]
+) -> None:
+    """Once destroy has returned: no thread of the file runs, its fd is closed, calls fail.
+
+    ``file`` is the memfd's identity and ``fd`` the file's descriptor for it;
+    ``before``, the pgalloc threads alive before the file was made. Ends with
+    a second destroy, which must change nothing.
+    """
+    file_threads = [t for t in (f._reclaimer_thread,) if t is not None]
+    if f._watcher is not None:
+        file_threads.append(f._watcher._thread)
+    assert not any(t.is_alive() for t in file_threads), "the reclaimer or watcher outlived destroy"
+    assert not f._evictors and f._evictors_running == 0, "eviction threads outlived destroy"
+    left = {t.name for t in pgalloc_threads() - before}
+    assert not left, f"threads outlived destroy: {sorted(left)}"
+    assert fd not in fds_of(file), "the memfd is still open"
+    calls: list[Callable[[], object]] = [
+        lambda: f.allocate(PAGE_SIZE, ANON),
+        lambda: f.map_internal(FileRange(0, PAGE_SIZE), READ),
+        lambda: f.dec_ref(FileRange(0, PAGE_SIZE)),
+        f.update_usage,
+        f.fd,
+    ]
+    for call in calls:
+        try:
+            call()
+        except UseAfterDestroy:
+            continue
+        raise AssertionError(f"{call} after destroy did not raise UseAfterDestroy")
+    f.destroy()
+    assert not pgalloc_threads() - before, "a second destroy started a thread"
+
+
+def check_unmapped(file: tuple[int, int], held: memoryview | None) -> None:
+    """Every mapping of ``file`` goes with the last view: a held one keeps just its chunk."""
+    gc.collect()  # views the workers' tracebacks pinned in cycles
+    if held is not None:
+        assert len(maps_of(file)) == 1, "a held view kept more than its chunk mapped"
+        held[0] = held[0]  # still valid memory: never a dangling pointer
+        held.release()
+    assert maps_of(file) == [], "chunk mappings outlived destroy and every view"
+    assert fds_of(file) == [], "descriptors of the memfd outlived destroy"
+
+
+# --- Destroy mid-flight --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Scenario:
+    mode: Mode
+    manual_zeroing: bool
+    workers: int
+    evict_delay_us: int
+    destroy_after_us: int
+    twice_at_once: bool
+    """A second thread calls destroy at the same moment."""
+    hold_view: bool
+    """The test holds a view over destroy."""
+    seed: int
+
+
+SCENARIOS = st.builds(
+    Scenario,
+    st.sampled_from(list(MODE_OPTS)),
+    st.booleans(),
+    st.integers(2, 4),
+    st.integers(0, 2000),
+    st.integers(0, 20_000),
+    st.booleans(),
+    st.booleans(),
+    st.integers(0, 2**16),
+)
+
+
+@dataclass(frozen=True)
+class Build:
+    """The allocator under test: the real one, or one with a part deliberately broken."""
+
+    file: type[MemoryFile] = MemoryFile
+    kernel: type[Kernel] = Kernel
+
+    def make(self, opts: MemoryFileOpts) -> MemoryFile:
+        return self.file(opts, kernel=self.kernel(), accounting=MemoryAccounting())
+
+
+def destroy_mid_flight(build: Build, scenario: Scenario) -> None:
+    """Run ``scenario``'s workload, destroy the file mid-flight, check what destroy promises."""
+    before = pgalloc_threads()
+    failures: list[str] = []
+    rounds: list[int] = []
+    with recording_failures(failures):
+        f = build.make(replace(MODE_OPTS[scenario.mode], manual_zeroing=scenario.manual_zeroing))
+        fd, file = f.fd(), identity(f.fd())
+        held = None
+        if scenario.hold_view:
+            fr = f.allocate(PAGE_SIZE, ANON)
+            (held,) = f.map_internal(fr, WRITE)
+        tenant = Tenant(f, scenario.evict_delay_us / 1e6, failures)
+        workers = [
+            threading.Thread(
+                target=work,
+                args=(f, scenario.seed + n, tenant, failures, rounds),
+                name=f"worker-{n}",
+            )
+            for n in range(scenario.workers)
+        ]
+        for worker in workers:
+            worker.start()
+        time.sleep(scenario.destroy_after_us / 1e6)
+        second = threading.Thread(target=f.destroy, name="second-destroy")
+        if scenario.twice_at_once:
+            second.start()
+        f.destroy()
+        if scenario.twice_at_once:
+            second.join()
+        try:
+            check_destroyed(f, file, fd, before)
+        finally:
+            for worker in workers:
+                worker.join(10)
+        assert not any(w.is_alive() for w in workers), "a worker did not stop"
+        check_unmapped(file, held)
+    assert failures == []
+    FIGURES["destroys mid-flight"] += 1
+    FIGURES["client rounds before destroy"] += sum(rounds)
+    FIGURES["evictions given back"] += tenant.given_back
+
+
+@settings(max_examples=examples(2))
+@given(scenario=SCENARIOS)
+def test_destroy_mid_flight_ends_every_thread_and_leaves_nothing_behind(scenario: Scenario) -> None:
+    destroy_mid_flight(Build(), scenario)
+
+
+# --- The check fails for broken builds -----------------------------------------------------
+
+
+class Blocker:
+    """An evictable user whose evict blocks until released."""
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def evict(self, er: EvictableRange) -> None:
+        self.entered.set()
+        self.release.wait(10)
+
+
+class NoJoinEvictors(MemoryFile):
+    """Broken: destroy forgets the eviction threads instead of joining them."""
+
+    def destroy(self) -> None:
+        with self._mu:
+            self._evictors = set()
+        super().destroy()
+
+
+class KeepFd(Kernel):
+    """Broken: closing the memfd does nothing."""
+
+    def close(self, fd: int) -> None:
+        pass
+
+
+class KeepMappings(Kernel):
+    """Broken: unmapping a chunk keeps it mapped (it is kept here)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.kept: list[ChunkMapping] = []
+
+    def unmap_chunk(self, mapping: ChunkMapping) -> bool:
+        self.kept.append(mapping)
+        return True
+
+
+def test_the_check_finds_eviction_threads_that_outlive_destroy() -> None:
+    before = pgalloc_threads()
+    f = Build(NoJoinEvictors).make(MODE_OPTS["disabled"])
+    user = Blocker()
+    f.mark_evictable(user, EvictableRange(0, 1))  # DISABLED: an eviction thread starts
+    assert user.entered.wait(10)
+    fd = f.fd()
+    file = identity(fd)
+    f.destroy()
+    try:
+        with pytest.raises(AssertionError, match="outlived destroy"):
+            check_destroyed(f, file, fd, before)
+    finally:
+        user.release.set()
+    f.wait_for_evictions()
+
+
+def test_the_check_finds_a_memfd_left_open() -> None:
+    before = pgalloc_threads()
+    f = Build(kernel=KeepFd).make(MemoryFileOpts())
+    fd = f.fd()
+    file = identity(fd)
+    f.destroy()
+    try:
+        with pytest.raises(AssertionError, match="still open"):
+            check_destroyed(f, file, fd, before)
+    finally:
+        os.close(fd)
+
+
+def test_the_check_finds_chunks_left_mapped() -> None:
+    f = Build(kernel=KeepMappings).make(MemoryFileOpts())
+    file = identity(f.fd())
+    fr = f.allocate(CHUNK_SIZE + PAGE_SIZE, ANON)  # two chunks
+    for view in f.map_internal(fr, WRITE):
+        view.release()
+    kernel = f._kernel
+    assert isinstance(kernel, KeepMappings)
+    f.destroy()
+    with pytest.raises(AssertionError, match="outlived destroy"):
+        check_unmapped(file, None)
+    for mapping in kernel.kept:
+        assert Kernel().unmap_chunk(mapping)
+    check_unmapped(file, None)
+
+
+# --- Destroy between a method's liveness check and its use of the mappings -----------------
+
+
+class LateCheck(MemoryFile):
+    """Its next liveness check passes once ``late`` is set: as when destroy runs just
+    after a method checked that the file is live, before it mapped a chunk."""
+
+    late = False
+
+    def _require_live(self) -> None:
+        if self.late:
+            self.late = False
+            return
+        super()._require_live()
+
+
+def test_destroy_after_the_liveness_check_never_maps_the_closed_fd() -> None:
+    f = LateCheck(background=False, accounting=MemoryAccounting())
+    fr = f.allocate(CHUNK_SIZE + PAGE_SIZE, ANON)  # two chunks
+    first = FileRange(fr.start, fr.start + PAGE_SIZE)  # chunk 0, mapped before destroy
+    last = FileRange(fr.end - PAGE_SIZE, fr.end)  # chunk 1, never mapped
+    for view in f.map_internal(first, WRITE):
+        view.release()
+    fd = f.fd()
+    f.destroy()
+    calls: list[Callable[[], object]] = [
+        lambda: f.map_internal(first, WRITE),
+        lambda: f.read(first),
+        lambda: f.write(first.start, b"x"),
+        lambda: f.map_internal(last, WRITE),
+    ]
+    for call in calls:
+        f.late = True
+        with pytest.raises(UseAfterDestroy):
+            call()
+    # The fd number now names another file: mapping it would hand out that file's memory.
+    other = os.memfd_create("other")  # (often given that very number)
+    try:
+        os.ftruncate(other, fr.end)
+        if other != fd:
+            os.dup2(other, fd)
+        f.late = True
+        with pytest.raises(UseAfterDestroy):
+            f.map_internal(last, WRITE)
+        assert maps_of(identity(fd)) == []
+    finally:
+        os.close(fd)
+        if other != fd:
+            os.close(other)
+
+
+class DestroyedWhileSlicing(MemoryFile):
+    """Once ``armed``, destroyed between finding the chunk mappings of a range and
+    slicing views of them."""
+
+    armed = False
+
+    def _slices(self, start: int, end: int) -> list[tuple[ChunkMapping, int, int]]:
+        slices = super()._slices(start, end)
+        if self.armed:
+            self.destroy()
+        return slices
+
+
+@pytest.mark.parametrize(
+    "use",
+    [
+        lambda f, fr: f.map_internal(fr, READ),
+        lambda f, fr: f.read(fr),
+        lambda f, fr: f.write(fr.start, b"x"),
+    ],
+    ids=["map_internal", "read", "write"],
+)
+def test_destroy_after_finding_the_mappings_is_use_after_destroy(
+    use: Callable[[MemoryFile, FileRange], object],
+) -> None:
+    f = DestroyedWhileSlicing(background=False, accounting=MemoryAccounting())
+    fr = f.allocate(PAGE_SIZE, ANON)
+    for view in f.map_internal(fr, WRITE):
+        view.release()
+    f.armed = True
+    with pytest.raises(UseAfterDestroy):
+        use(f, fr)
