@@ -48,13 +48,14 @@ import os
 import threading
 import time
 from collections.abc import Callable, Hashable
-from typing import Literal, NamedTuple
+from typing import Literal, NamedTuple, cast
 
 from impl import reclaimer
 from impl.accounting import MEMORY_ACCOUNTING, MemoryAccounting
 from impl.kernel import DEFAULT_KERNEL, ChunkMapping, Kernel, ResidencyVector, committed_runs
 from impl.pressure import PressureSource, PressureWatcher, current_memcg_pressure
 from impl.segments import RangeSet, SegmentSet
+from impl.tracing import SequencedLock, Tracer
 from spec.arguments import (
     check_access,
     check_evictable_range,
@@ -193,7 +194,7 @@ class MemoryFile:
     seam to the OS (tests inject faults there); ``pressure``: where memory
     pressure comes from when the options ask for it (default: the current
     memory cgroup's "low" level, see :mod:`impl.pressure`); ``tracer``: told
-    of each step of the background threads (see :mod:`impl.reclaimer`).
+    of each step of the background threads (see :mod:`impl.tracing`).
     """
 
     def __init__(
@@ -206,7 +207,7 @@ class MemoryFile:
         clock: Callable[[], int] = time.monotonic_ns,
         kernel: Kernel | None = None,
         pressure: PressureSource | None = None,
-        tracer: reclaimer.Tracer | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
         self.opts = normalize_opts(opts)
         if file is not None and (type(file) is not int or file < 0):
@@ -226,7 +227,11 @@ class MemoryFile:
             and not self.opts.use_host_memcg_pressure
         )
 
-        self._mu = threading.Lock()
+        # A traced file numbers its lock's acquisitions (see impl.tracing).
+        self._sequenced = SequencedLock() if tracer is not None else None
+        self._mu = (
+            threading.Lock() if self._sequenced is None else cast("threading.Lock", self._sequenced)
+        )
         self._mappings_mu = threading.Lock()
         self._reclaim_cond = threading.Condition(self._mu)
         """Signalled when the reclaimer becomes runnable (work, an evictable mark, destroy)."""
@@ -1108,6 +1113,13 @@ class MemoryFile:
                 for s, e, u in self._usage
             ]
         return "\n".join(lines) if lines else "(no pages in use)"
+
+    def lock_sequence(self) -> int | None:
+        """With a tracer: the number of this thread's latest acquisition of the lock.
+
+        Which is the order in which its calls took effect (see :mod:`impl.tracing`).
+        """
+        return None if self._sequenced is None else self._sequenced.latest()
 
     def observation(self, label: Callable[[Hashable], str] = str) -> Observation:
         """The observation (the snapshot spec and ports compare), taken under the lock."""

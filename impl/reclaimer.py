@@ -12,9 +12,8 @@ goroutine per user. Here each loop body is a step function over a
   finish; the caller then calls ``user.evict`` without the lock.
 
 The background threads (:func:`run_reclaimer`, :func:`run_evictor`) loop over
-these steps and block between them (a file's ``tracer``, if set, is told of each
-step with its start and end times: the linearizability checker records the
-threads' steps as operations of their own); the manual drivers
+these steps and block between them (telling a file's tracer of each step, see
+:mod:`impl.tracing`); the manual drivers
 (:func:`reclaim_until_idle`, :func:`evict_all`) run the same steps on the
 caller's thread until the loop would block, which is what
 ``SpecMemoryFile.reclaim`` and ``run_evictions`` do with the specification.
@@ -23,10 +22,10 @@ caller's thread until the loop would block, which is what
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable, Hashable
-from typing import TYPE_CHECKING, Literal, TypeVar
+from collections.abc import Hashable
+from typing import TYPE_CHECKING, Literal
 
+from impl.tracing import traced
 from spec.vocabulary import EvictableRange, FileRange
 
 if TYPE_CHECKING:
@@ -37,28 +36,6 @@ log = logging.getLogger(__name__)
 
 Taken = tuple[int, int] | Literal["wait", "exit"]
 """What a find step yields: a range taken off the reclaim set, or "wait" (idle), or "exit"."""
-
-Tracer = Callable[[str, tuple[object, ...], object, int, int], None]
-"""Told of each background step: (step, arguments, result, start ns, end ns), perf_counter;
-and, as ``("evictor_start", (user,), None, 0, 0)``, of each eviction thread started,
-by the thread whose call (or step) starts it, before that call ends."""
-
-R = TypeVar("R")
-
-
-def _traced(f: MemoryFile, name: str, step: Callable[..., R]) -> Callable[..., R]:
-    """``step``, reporting each call to the file's tracer (itself, if there is none)."""
-    tracer = f._tracer
-    if tracer is None:
-        return step
-
-    def traced(f: MemoryFile, *args: object) -> R:
-        start = time.perf_counter_ns()
-        result = step(f, *args)
-        tracer(name, args, result, start, time.perf_counter_ns())
-        return result
-
-    return traced
 
 
 def first_step(f: MemoryFile, manual: bool) -> Taken:
@@ -112,9 +89,9 @@ def reclaim_step(f: MemoryFile, taken: tuple[int, int]) -> Taken:
 
 def run_reclaimer(f: MemoryFile) -> None:
     """The reclaimer thread: reclaim, wait for a signal when idle, exit once destroyed."""
-    find = _traced(f, "reclaim_find", first_step)
-    punch = _traced(f, "reclaim_punch", punch_step)
-    mark = _traced(f, "reclaim_mark", mark_step)
+    find = traced(f, "reclaim_find", first_step)
+    punch = traced(f, "reclaim_punch", punch_step)
+    mark = traced(f, "reclaim_mark", mark_step)
     try:
         taken = find(f, False)
         while taken != "exit":
@@ -153,7 +130,7 @@ def evict_step(f: MemoryFile, user: Hashable) -> EvictableRange | None:
 
 def run_evictor(f: MemoryFile, user: Hashable) -> None:
     """An eviction thread: evict ``user``'s ranges, last first, until none is left."""
-    take = _traced(f, "evict_take", evict_step)
+    take = traced(f, "evict_take", evict_step)
     try:
         while (er := take(f, user)) is not None:
             try:

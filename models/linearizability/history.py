@@ -46,6 +46,9 @@ class Operation:
     started: tuple[object, ...] = ()
     """The users whose eviction threads it started: an effect no return value shows,
     recorded so that the search learns at once where such a call can go."""
+    hint: int | None = None
+    """The number of its last acquisition of the file's lock (None if it took none):
+    where it most likely took effect. The search tries lower numbers first, no more."""
 
     def __str__(self) -> str:
         args = ", ".join(map(repr, self.args))
@@ -57,8 +60,11 @@ class Recorder:
 
     def __init__(self) -> None:
         self.operations: list[Operation] = []
-        self._started = threading.local()
-        """Per thread: eviction threads started by the operation it is running."""
+        self.lock_sequence: Callable[[], int | None] = lambda: None
+        """The file's ``lock_sequence`` (set once the file exists), for the hints."""
+        self._thread = threading.local()
+        """Per thread: eviction threads started by the operation it is running (``started``),
+        and the lock acquisition its previous operation was hinted at (``hint``)."""
 
     def call(self, name: str, method: Callable[..., T], *args: object) -> T:
         """Call ``method(*args)``, recording it as ``name``; re-raises what it raises."""
@@ -77,7 +83,7 @@ class Recorder:
         """An ``impl.MemoryFile`` tracer: records a background step, or an eviction thread
         started by the operation this thread is running."""
         if name == "evictor_start":
-            self._started.users = (*getattr(self._started, "users", ()), *args)
+            self._thread.started = (*getattr(self._thread, "started", ()), *args)
             return
         self._append(name, args, result, start, end)
 
@@ -87,7 +93,11 @@ class Recorder:
     def _append(
         self, name: str, args: tuple[object, ...], result: object, start: int, end: int
     ) -> None:
-        started = getattr(self._started, "users", ())
-        self._started.users = ()
-        op = Operation(threading.get_ident(), name, args, result, start, end, started)
-        self.operations.append(op)
+        here = self._thread
+        started, here.started = getattr(here, "started", ()), ()
+        number = self.lock_sequence()
+        hint = None if number == getattr(here, "hint", None) else number  # None: took no lock
+        here.hint = number
+        self.operations.append(
+            Operation(threading.get_ident(), name, args, result, start, end, started, hint)
+        )

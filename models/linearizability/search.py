@@ -116,10 +116,18 @@ def linearize(
 
 
 def _candidates(threads: list[list[Operation]], heads: tuple[int, ...]) -> list[int]:
-    """The threads whose next operation may come next, latest end first (popped last-first)."""
+    """The threads whose next operation may come next, the likeliest last (it is popped first).
+
+    Likeliest: the lowest lock-acquisition hint (operations without one, which
+    took no lock, before all), then the earliest end.
+    """
     pending = [t for t, ops in enumerate(threads) if heads[t] < len(ops)]
     if not pending:
         return []
     first_end = min(threads[t][heads[t]].end for t in pending)
     ready = [t for t in pending if threads[t][heads[t]].start <= first_end]
-    return sorted(ready, key=lambda t: threads[t][heads[t]].end, reverse=True)
+    return sorted(ready, key=lambda t: _likelihood(threads[t][heads[t]]), reverse=True)
+
+
+def _likelihood(op: Operation) -> tuple[int, int]:
+    return (-1 if op.hint is None else op.hint, op.end)

@@ -130,6 +130,7 @@ def run(config: StressConfig, make_file: MakeFile = MemoryFile) -> StressReport:
         pressure=_SilentPressure() if _wants_pressure(config.opts) else None,
         tracer=recorder.trace,
     )
+    recorder.lock_sequence = file.lock_sequence
     run = _Run(config, file, recorder)
     previous = sys.getswitchinterval()
     sys.setswitchinterval(config.switch_interval)
