@@ -2,8 +2,8 @@
 
 Runs seeds 0, 1, 2... (each a random mix of options and injected punch
 failures, see :meth:`StressConfig.random`) with 4 threads of 60 operations,
-at least :data:`MIN_RUNS` of them, and stops at the first failure, printing
-its seed so that ``run(StressConfig.random(seed))`` reproduces the
+one run in ten with 16 threads of 200; at least :data:`MIN_RUNS` of them. It
+stops at the first failure, printing its seed and sizes, which reproduce the
 configuration (the interleaving itself is the scheduler's).
 """
 
@@ -21,7 +21,9 @@ def run_linearizability(budget: float, progress: Progress) -> CheckResult:
     started = time.monotonic()
     histories = operations = 0
     while histories < MIN_RUNS or time.monotonic() - started < budget:
-        report = run(StressConfig.random(histories))
+        # One run in ten is large: more threads, longer histories, more interleavings.
+        threads, operations = (16, 200) if histories % 10 == 9 else (4, 60)
+        report = run(StressConfig.random(histories, threads, operations))
         if not report.passed:
             return CheckResult(
                 "linearizability",

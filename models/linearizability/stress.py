@@ -107,7 +107,8 @@ class StressReport:
         return self.verdict.linearizable and not self.problems
 
     def explain(self) -> str:
-        head = f"seed {self.config.seed}, {self.config.opts}, {self.config.faults}"
+        c = self.config
+        head = f"seed {c.seed}, {c.threads} threads x {c.operations}, {c.opts}, {c.faults}"
         return "\n".join([head, self.verdict.explain(), *self.problems])
 
 

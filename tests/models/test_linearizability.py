@@ -124,15 +124,17 @@ def test_the_search_gives_up_rather_than_pass() -> None:
 # --- Stress runs against the real allocator ---------------------------------------------------
 
 
-def runs() -> int:
-    """Stress runs per test: a fifth of the profile's examples (12 in CI, 1,000 thorough)."""
-    return max(3, int(settings().max_examples) // 5)
+def stress_plan() -> tuple[int, int, int]:
+    """(runs, threads, operations per thread): 12 x 4 x 60 in CI, 100 x 16 x 200 thorough."""
+    examples = int(settings().max_examples)
+    if examples >= 1000:
+        return examples // 50, 16, 200
+    return max(3, examples // 5), 4, 60
 
 
 def test_concurrent_use_is_linearizable_and_loses_nothing() -> None:
-    thorough = settings().max_examples >= 1000
-    threads, operations = (8, 200) if thorough else (4, 60)
-    reports = [run(StressConfig.random(seed, threads, operations)) for seed in range(runs())]
+    runs, threads, operations = stress_plan()
+    reports = [run(StressConfig.random(seed, threads, operations)) for seed in range(runs)]
     failed = [r.explain() for r in reports if not r.passed]
     assert not failed, failed[0]
     FIGURES["histories checked linearizable"] += len(reports)
