@@ -4,7 +4,8 @@ An action looks at the specification's current state (through the
 :class:`Recorder`) and issues one or two requests that a well-behaved
 client could make — references only on live pages, writes only into live
 pages, evictable ranges of a few users — plus, now and then, an
-out-of-contract call. Two ways to choose:
+out-of-contract call, or (feature ``kernel-faults``) a change of the kernel
+calls that fail. Two ways to choose:
 
 * :data:`EXHAUSTIVE` actions take no choices (each picks the first
   candidate), so every short sequence of them can be enumerated;
@@ -299,6 +300,25 @@ def a_bad_call(r: Recorder, draw: Draw, features: Collection[str]) -> None:
     _choose(draw, calls)()
 
 
+FAULT_SETS: tuple[dict[str, str], ...] = (
+    {},
+    {"mmap": "ENOMEM"},
+    {"mincore": "EAGAIN"},
+    {"ftruncate": "ENOSPC"},
+    {"punch_hole": "EIO"},
+    {"punch_hole": "EIO", "mmap": "ENOMEM"},
+    {"ftruncate": "ENOSPC", "mmap": "ENOMEM", "mincore": "EAGAIN"},
+)
+"""What ``set_faults`` injects: the first (shrunk to) clears every fault; the last but one is
+the reclaimer's double fault (docs/divergences.md F1)."""
+
+
+def a_set_faults(r: Recorder, draw: Draw, features: Collection[str]) -> None:
+    """Change the failing kernel calls: pick a set, or (half the time) clear them."""
+    faults = _choose(draw, FAULT_SETS)
+    r.set_faults(**({} if draw(st.booleans()) else faults))
+
+
 RandomAction = Callable[[Recorder, Draw, Collection[str]], None]
 
 ACTIONS: list[tuple[RandomAction, int, str | None]] = [
@@ -321,6 +341,7 @@ ACTIONS: list[tuple[RandomAction, int, str | None]] = [
     (_simple("should_cache_evictable"), 1, None),
     (_simple("total_usage"), 1, "host"),
     (a_bad_call, 2, "bad-input"),
+    (a_set_faults, 4, "kernel-faults"),
 ]
 """(action, weight, the feature it needs); the first is what hypothesis shrinks towards."""
 
@@ -349,6 +370,14 @@ def random_options(draw: Draw, features: Collection[str]) -> tuple[MemoryFileOpt
         if "faults" in features and draw(st.integers(0, 4)) == 4
         else {}
     )
+    if "kernel-faults" in features:  # drawn last: without the feature, nothing else changes
+        faults |= (
+            {},
+            {},
+            {},
+            {"mmap": "ENOMEM"},
+            {"mincore": "EAGAIN"},
+        )[draw(st.integers(0, 4))]
     return MemoryFileOpts(eviction, memcg, zeroing), faults
 
 

@@ -2,7 +2,9 @@
 
 ``conformance``: the committed corpus is what the generator makes; it
 replays clean through the spec driver and the impl driver (each a real
-subprocess speaking the protocol); a mutant driver is caught; and a
+subprocess speaking the protocol); two mutant drivers are caught (one
+placing huge allocations wrongly, one leaking an allocation when a fault
+fails its mapping); and a
 budgeted ``conform`` run against the impl driver finds no divergence.
 """
 
@@ -40,6 +42,7 @@ def run_conformance(budget: float, progress: Progress) -> CheckResult:
         ("spec", None, True),
         ("impl", None, True),
         ("spec", "huge-4k", False),
+        ("spec", "fill-leaks", False),
     ):
         try:
             with SubprocessDriver(driver_command(port, mutant)) as driver:
@@ -69,7 +72,7 @@ CHECKS: list[Check] = [
     Check(
         NAME,
         "the vector corpus is current and replays clean through the spec and impl drivers; "
-        "a mutant is caught; conform finds no divergence of impl",
+        "two mutants are caught; conform finds no divergence of impl",
         run_conformance,
     )
 ]

@@ -22,6 +22,7 @@ from spec.vocabulary import (
     DelayedEviction,
     EvictableRange,
     FileRange,
+    HostFaults,
     MemoryFileOpts,
     MemoryKind,
 )
@@ -189,6 +190,37 @@ def parse_errno(name: Json) -> int:
     if not isinstance(code, int) or not name.startswith("E"):
         raise BadRequest(f"unknown errno name {name!r}")
     return code
+
+
+FAULT_FIELDS: dict[str, str] = {
+    "ftruncate": "truncate",
+    "mmap": "map",
+    "punch_hole": "punch",
+    "mincore": "mincore",
+}
+"""The protocol's name of each kernel call that may fail -> its ``HostFaults`` field."""
+
+
+def faults_json(faults: HostFaults) -> dict[str, str]:
+    """A ``faults`` object: the errno name of each failing call (none: ``{}``)."""
+    spelled = {}
+    for name, field in FAULT_FIELDS.items():
+        code = getattr(faults, field)
+        if code is not None:
+            spelled[name] = errno_name(code)
+    return spelled
+
+
+def parse_faults(value: Json) -> HostFaults:
+    """The ``faults`` of a create or set_faults request: every call not named works."""
+    if not isinstance(value, dict):
+        raise BadRequest(f"expected a faults object, not {value!r}")
+    unknown = sorted(set(value) - set(FAULT_FIELDS))
+    if unknown:
+        raise BadRequest(f"unknown faults {unknown}: the calls are {list(FAULT_FIELDS)}")
+    return HostFaults(
+        **{field: parse_errno(value[name]) for name, field in FAULT_FIELDS.items() if name in value}
+    )
 
 
 # --- Byte payloads -----------------------------------------------------------------------

@@ -6,9 +6,13 @@ Three sources, all recorded through the checked specification:
 * ``sequences/`` — every sequence of three :data:`~models.conformance.actions.EXHAUSTIVE`
   actions (each step followed by a state check, so every shorter prefix is
   checked too);
-* ``random/`` and ``random-host/`` — long sequences drawn by hypothesis,
-  derandomized: the same hypothesis version and the same code give the
-  same corpus, byte for byte (the manifest records the version).
+* ``random/``, ``random-faults/`` and ``random-host/`` — long sequences
+  drawn by hypothesis, derandomized: the same hypothesis version and the
+  same code give the same corpus, byte for byte (the manifest records the
+  version). ``random/`` uses every feature but ``host`` and
+  ``kernel-faults``, so a port without those still replays it all;
+  ``random-faults/`` adds ``kernel-faults`` (faults set and cleared
+  mid-sequence), ``random-host/`` adds ``host``.
 
 The manifest lists every vector with its digest and features, the format,
 protocol and specification versions, the features and the allowances.
@@ -56,11 +60,13 @@ DEFAULT_DIRECTORY = Path(__file__).resolve().parents[2] / "vectors"
 MANIFEST = "manifest.json"
 SEQUENCE_LENGTH = 3
 RANDOM_COUNT = 40
+RANDOM_FAULTS_COUNT = 24
 RANDOM_HOST_COUNT = 8
 RANDOM_STEPS = (15, 40)
 
-PORTABLE_FEATURES = frozenset(FEATURES) - {"host"}
-"""What the random/ sequences may use: everything a port can be asked without the host model."""
+PORTABLE_FEATURES = frozenset(FEATURES) - {"host", "kernel-faults"}
+"""What the random/ sequences may use: everything a port can be asked without the host
+model, except the failing ftruncate, mmap and mincore (which random-faults/ adds)."""
 
 
 def scenario_vectors() -> list[Vector]:
@@ -143,7 +149,10 @@ def all_vectors() -> list[Vector]:
         *scenario_vectors(),
         *sequence_vectors(),
         *random_vectors("random", RANDOM_COUNT, PORTABLE_FEATURES),
-        *random_vectors("random-host", RANDOM_HOST_COUNT, FEATURES),
+        *random_vectors(
+            "random-faults", RANDOM_FAULTS_COUNT, PORTABLE_FEATURES | {"kernel-faults"}
+        ),
+        *random_vectors("random-host", RANDOM_HOST_COUNT, frozenset(FEATURES) - {"kernel-faults"}),
     ]
 
 

@@ -4,8 +4,9 @@
 reclaimer and evictions), a fresh ``MemoryAccounting`` per file, and a
 clock set from each ``update_usage`` request. Its kernel is the real one,
 except that while an ``update_usage`` request names the committed pages,
-``fstat`` and ``mincore`` answer from them (:class:`ScriptedHost`); and an
-injected punch-hole failure makes every ``fallocate`` fail.
+``fstat`` and ``mincore`` answer from them (:class:`ScriptedHost`); and the
+faults of ``create`` and ``set_faults`` are the kernel's ``HostFaults``
+(an injected ``mincore`` failure fails a scripted ``mincore`` too).
 
 It declares the ``host`` feature only where the host behaves as the
 specification's host model: 4 KiB pages and no transparent huge pages for
@@ -67,8 +68,8 @@ class ScriptedHost(Kernel):
         return sum(fr.length() for fr in self.committed)
 
     def mincore(self, address: int, length: int, vector: ResidencyVector) -> None:
-        if self.committed is None:
-            super().mincore(address, length, vector)
+        if self.committed is None or self.faults.mincore is not None:
+            super().mincore(address, length, vector)  # which fails if a fault is injected
             return
         start = self._offset(address)
         end = start + length
@@ -103,8 +104,8 @@ class ImplPort(MemoryFilePort):
     def features(self) -> list[str]:
         return [f for f in FEATURES if f != "host" or host_matches_model()]
 
-    def create_file(self, opts: MemoryFileOpts, punch_error: int | None) -> MemoryFile:
-        self.kernel = ScriptedHost(HostFaults(punch=punch_error))
+    def create_file(self, opts: MemoryFileOpts, faults: HostFaults) -> MemoryFile:
+        self.kernel = ScriptedHost(faults)
         return MemoryFile(
             opts,
             accounting=MemoryAccounting(),
@@ -112,6 +113,9 @@ class ImplPort(MemoryFilePort):
             clock=lambda: self.now,
             kernel=self.kernel,
         )
+
+    def set_faults(self, faults: HostFaults) -> None:
+        self.kernel.faults = faults
 
     def update_usage(self, now: int, committed: list[FileRange] | None) -> None:
         self.now = now

@@ -67,6 +67,21 @@ class ReclaimKeepsData(SpecPort):
             self.spec.state = replace(self.spec.state, opts=opts)
 
 
+class FillLeaksOnMapFailure(SpecPort):
+    """allocate_and_fill that keeps its allocation when mapping it fails (mmap): a leak.
+
+    The seed's AllocateAndFill calls DecRef on the range before returning
+    MapInternal's error; a port that returns the error alone leaves the
+    pages allocated, with a reference nobody holds.
+    """
+
+    name = "mutant-fill-leaks"
+
+    def op_allocate_and_fill(self, request: dict[str, Json]) -> Json:
+        with mock.patch.object(self.spec, "dec_ref", lambda fr: None):
+            return super().op_allocate_and_fill(request)
+
+
 class CrashesOnReclaim(SpecPort):
     """Exits (as a panic would) when asked to reclaim."""
 
@@ -125,6 +140,7 @@ MUTANTS: dict[str, Callable[[], SpecPort]] = {
     "never-reclaims": NeverReclaims,
     "reclaims-first-first": ReclaimsFirstRangeFirst,
     "reclaim-keeps-data": ReclaimKeepsData,
+    "fill-leaks": FillLeaksOnMapFailure,
     "crashes": CrashesOnReclaim,
     "hangs": HangsOnDecommit,
     "garbage": GarbageOnTotalSize,

@@ -6,9 +6,10 @@ outcome into a response: the result, or a language-neutral error (a
 ``violation``, an ``OSError`` its errno name, invalid options ``EINVAL``).
 :class:`MemoryFilePort` does this for any object with the methods of
 ``spec.SpecMemoryFile`` (which ``impl.MemoryFile`` mirrors); subclasses
-supply only what differs: construction, ``update_usage``'s inputs, mappings
-and the observation. ``models/conformance/driver.py`` serves a port over
-stdin/stdout; the runner can also call one in-process.
+supply only what differs: construction, the injected kernel faults,
+``update_usage``'s inputs, mappings and the observation.
+``models/conformance/driver.py`` serves a port over stdin/stdout; the
+runner can also call one in-process.
 """
 
 from __future__ import annotations
@@ -23,10 +24,12 @@ from models.conformance.codec import BadRequest, Json
 from models.conformance.protocol import FEATURES, PROTOCOL_VERSION
 from spec.errors import ContractViolation, InvalidOptions, UseAfterDestroy
 from spec.vocabulary import (
+    NO_FAULTS,
     AccessType,
     BytesReader,
     EvictableRange,
     FileRange,
+    HostFaults,
     MemoryFileOpts,
     MemoryKind,
 )
@@ -98,8 +101,15 @@ class MemoryFilePort(Port):
     # --- What subclasses supply -------------------------------------------------------
 
     @abstractmethod
-    def create_file(self, opts: MemoryFileOpts, punch_error: int | None) -> Any:
-        """A new memory file with ``opts`` (raise InvalidOptions as the spec does)."""
+    def create_file(self, opts: MemoryFileOpts, faults: HostFaults) -> Any:
+        """A new memory file with ``opts`` whose kernel calls fail as ``faults`` says.
+
+        Raise InvalidOptions as the spec does, then a failing ``ftruncate``'s OSError.
+        """
+
+    @abstractmethod
+    def set_faults(self, faults: HostFaults) -> None:
+        """From now on the file's kernel calls fail as ``faults`` says (and only those)."""
 
     @abstractmethod
     def update_usage(self, now: int, committed: list[FileRange] | None) -> None:
@@ -151,6 +161,7 @@ class MemoryFilePort(Port):
     def close(self) -> None:
         self.release()
         if self.file is not None and not self.destroyed:
+            self.set_faults(NO_FAULTS)  # the session is over: let the file go quietly
             self.file.destroy()
 
     # --- Requests -------------------------------------------------------------------------
@@ -162,13 +173,14 @@ class MemoryFilePort(Port):
 
     def op_create(self, request: dict[str, Json]) -> Json:
         opts = codec.parse_options(request.get("options"))
-        faults = request.get("faults", {})
-        punch = faults.get("punch_hole") if isinstance(faults, dict) else None
-        punch_error = codec.parse_errno(punch) if punch is not None else None
+        faults = codec.parse_faults(request.get("faults", {}))
         self.close()
         self.file, self.destroyed, self.users = None, False, {}
-        self.file = self.create_file(opts, punch_error)
+        self.file = self.create_file(opts, faults)
         return None
+
+    def op_set_faults(self, request: dict[str, Json]) -> Json:
+        self.set_faults(codec.parse_faults(request.get("faults")))
 
     def op_allocate(self, request: dict[str, Json]) -> Json:
         length, kind = codec.parse_u64(request.get("length")), self._kind(request)

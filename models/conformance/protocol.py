@@ -47,6 +47,7 @@ SEED_OPS: Final = (
 
 DRIVER_OPS: Final = (
     "hello",
+    "set_faults",
     "write",
     "read",
     "reclaim",
@@ -59,9 +60,30 @@ DRIVER_OPS: Final = (
 OPS: Final = SEED_OPS + DRIVER_OPS
 
 QUERY_OPS: Final = frozenset(
-    {"hello", "state", "read", "total_usage", "total_size", "should_cache_evictable"}
+    {
+        "hello",
+        "set_faults",
+        "state",
+        "read",
+        "total_usage",
+        "total_size",
+        "should_cache_evictable",
+    }
 )
 """Requests that change nothing the observation shows; no state check follows them."""
+
+FAULTS: Final = {
+    "ftruncate": "ftruncate(2) of the memory file: at create (truncating it to 0) and when "
+    "allocate grows it",
+    "mmap": "mmap(2) of a 1 GiB chunk not mapped yet (chunks once mapped stay mapped until "
+    "destroy): map_internal, allocate_and_fill, allocate and decommit with manual zeroing, "
+    "the reclaimer zeroing by hand, update_usage's scan",
+    "punch_hole": "fallocate(PUNCH_HOLE | KEEP_SIZE): decommit and the reclaimer",
+    "mincore": "mincore(2), in update_usage's scan (per chunk slice)",
+}
+"""The kernel calls a create or set_faults request can make fail: each field names an errno,
+and the call then fails with it every time until the faults change (the specification's
+``HostFaults``: truncate, map, punch, mincore)."""
 
 FEATURES: Final = {
     "alloc": "allocate: top-down placement, huge-page alignment, file growth",
@@ -80,7 +102,9 @@ FEATURES: Final = {
     "bad-input": "out-of-contract calls (the seed panics; the answer is a contract error)",
     "options": "invalid options (EINVAL at creation)",
     "manual-zeroing": "the manual_zeroing option",
-    "faults": "injected fallocate(PUNCH_HOLE) failures",
+    "faults": "injected fallocate(PUNCH_HOLE) failures, set at create (faults.punch_hole)",
+    "kernel-faults": "injected ftruncate, mmap and mincore failures (create's faults), and "
+    "set_faults: the failing kernel calls changed mid-session",
     "destroy": "destroy, and calls after it",
 }
 """Feature tags: a vector carries the tags of everything it exercises."""

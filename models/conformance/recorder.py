@@ -173,6 +173,10 @@ class Recorder:
     def mark_all_unevictable(self, user: str) -> dict[str, Json]:
         return self.call({"op": "mark_all_unevictable", "user": user})
 
+    def set_faults(self, **faults: str) -> dict[str, Json]:
+        """From now on these kernel calls fail (``mmap="ENOMEM"``...); none given: clear them."""
+        return self.call({"op": "set_faults", "faults": faults})
+
     def simple(self, op: str) -> dict[str, Json]:
         """A request with no arguments (reclaim, run_evictions, destroy, total_size...)."""
         return self.call({"op": op})

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from models.conformance import codec
 from models.conformance.recorder import HOST, Recorder
 from models.conformance.vector import Vector
 from spec.vocabulary import (
@@ -33,6 +34,9 @@ MANUAL = MemoryFileOpts(DelayedEviction.MANUAL)
 MEMCG = MemoryFileOpts(DelayedEviction.ENABLED, use_host_memcg_pressure=True)
 ZEROING = MemoryFileOpts(manual_zeroing=True)
 PUNCH_FAILS = {"punch_hole": "EOPNOTSUPP"}
+TRUNCATE_FAILS = {"ftruncate": "ENOSPC"}
+MAP_FAILS = {"mmap": "ENOMEM"}
+MINCORE_FAILS = {"mincore": "EAGAIN"}
 
 Scenario = Callable[[], Vector]
 SCENARIOS: dict[str, Scenario] = {}
@@ -544,6 +548,248 @@ def _reclaim_fails(r: Recorder) -> None:
     mapping = r.map(again, READ)
     assert mapping is not None
     r.read(mapping, (again[0], again[0] + 2))
+
+
+# --- Failing kernel calls (faults other than a failing punch: feature kernel-faults) -------------
+# What each leaves behind is the specification's (docs/spec.md, "Faults are inputs"); where
+# it departs from the seed, docs/divergences.md says so (F1-F3).
+
+
+@scenario(
+    "faults/create-ftruncate-fails",
+    "When ftruncate fails, creation fails with its errno and there is no file (invalid "
+    "options are still EINVAL: they are checked first); a create without faults then works.",
+    faults=TRUNCATE_FAILS,
+)
+def _create_truncate(r: Recorder) -> None:
+    invalid = codec.options_json(None, invalid=True)
+    r.call({"op": "create", "options": invalid, "faults": TRUNCATE_FAILS})
+    r.call({"op": "create", "options": codec.options_json(None)})
+    r.allocate(PAGE)
+
+
+@scenario(
+    "faults/allocate-ftruncate-fails",
+    "With ftruncate failing, allocations that fit in the file still succeed; one that must "
+    "grow the file (allocate or allocate_and_fill) fails with the errno and changes nothing. "
+    "Cleared, the file grows again.",
+)
+def _allocate_truncate(r: Recorder) -> None:
+    r.allocate(PAGE)
+    r.set_faults(**TRUNCATE_FAILS)
+    r.allocate(2 * PAGE)
+    r.allocate(GIB)
+    r.fill(GIB, b"\x01")
+    r.simple("total_size")
+    r.set_faults()
+    r.allocate(GIB)
+
+
+@scenario(
+    "faults/allocate-zeroing-mmap-fails",
+    "With manual zeroing and mmap failing, allocate fails with the errno after growing the "
+    "file (as the seed sets fileSize before zeroing): the file has grown, nothing is "
+    "allocated, nothing zeroed. Cleared, the same range is allocated; its chunk is mapped "
+    "then, so a later allocation there needs no mmap and succeeds despite the fault.",
+    ZEROING,
+    faults=MAP_FAILS,
+)
+def _allocate_zeroing_map(r: Recorder) -> None:
+    r.allocate(PAGE)
+    r.simple("total_size")
+    r.set_faults()
+    r.allocate(PAGE)
+    r.set_faults(**MAP_FAILS)
+    r.allocate(PAGE)
+
+
+@scenario(
+    "faults/map-internal-mmap-fails",
+    "With mmap failing, map_internal of a chunk not mapped yet fails with the errno and "
+    "changes nothing, even if part of the range lies in a chunk already mapped. A chunk once "
+    "mapped is never mapped again: with the fault set, mapping inside it still succeeds.",
+)
+def _map_fails(r: Recorder) -> None:
+    fr = r.allocate(GIB + PAGE)  # huge-aligned below 2 GiB: it crosses the 1 GiB boundary
+    assert fr is not None and fr[0] < GIB < fr[1]
+    low = (fr[0], fr[0] + PAGE)
+    r.set_faults(**MAP_FAILS)
+    r.map(low)
+    r.set_faults()
+    mapping = r.map(low)
+    assert mapping is not None
+    r.write(mapping, low[0], b"\x0f")
+    r.set_faults(**MAP_FAILS)
+    r.map((fr[0], GIB + PAGE))
+    again = r.map(low, READ)
+    assert again is not None
+    r.read(again, (low[0], low[0] + 2))
+
+
+@scenario(
+    "faults/fill-mmap-fails-releases",
+    "allocate_and_fill whose mapping fails (mmap): the allocation is released at once "
+    "(DecRef: freed, awaiting reclaim), the errno returned, nothing read. Cleared, the range "
+    "is reclaimed and filled.",
+    faults=MAP_FAILS,
+)
+def _fill_map(r: Recorder) -> None:
+    r.fill(2 * PAGE, 2 * PAGE)
+    r.set_faults()
+    r.simple("reclaim")
+    fr = r.fill(2 * PAGE, 2 * PAGE)
+    assert fr is not None
+    r.set_faults(**MAP_FAILS)
+    r.fill(PAGE, PAGE)  # in the same chunk, mapped now: no mmap, no failure
+
+
+@scenario(
+    "faults/decommit-punch-fails-then-works",
+    "Decommit returns fallocate's errno and changes nothing, whichever errno; the data is "
+    "still there. Cleared, decommit works and the pages read as zeroes.",
+)
+def _decommit_punch(r: Recorder) -> None:
+    fr = r.allocate(PAGE)
+    assert fr is not None
+    mapping = r.map(fr)
+    assert mapping is not None
+    r.write(mapping, fr[0], b"\x77\x66")
+    r.update_usage()
+    for code in ("EIO", "EOPNOTSUPP"):
+        r.set_faults(punch_hole=code)
+        r.decommit(fr)
+    r.read(mapping, (fr[0], fr[0] + 2))
+    r.set_faults()
+    r.decommit(fr)
+    r.read(mapping, (fr[0], fr[0] + 2))
+
+
+@scenario(
+    "faults/decommit-zeroing-mmap-mapped-chunk",
+    "With manual zeroing, decommit zeroes by hand; the chunk was mapped when the pages were "
+    "allocated (and zeroed), so a failing mmap does not matter. (Decommit failing on mmap is "
+    "unreachable through the protocol: every allocated page under manual zeroing lies in a "
+    "mapped chunk.)",
+    ZEROING,
+)
+def _decommit_zeroing_map(r: Recorder) -> None:
+    fr = r.allocate(PAGE)
+    assert fr is not None
+    r.touch(fr, b"\x99")
+    r.set_faults(**MAP_FAILS, punch_hole="EIO")
+    r.decommit(fr)
+    mapping = r.map(fr, READ)
+    assert mapping is not None
+    r.read(mapping, (fr[0], fr[0] + 1))
+
+
+@scenario(
+    "faults/usage-mincore-fails",
+    "update_usage with mincore failing returns the errno; the scan marked nothing, and its "
+    "swap booking still ran (the committed bytes it could not attribute are System). "
+    "Cleared, a scan a second later marks the page and drops the swap.",
+)
+def _usage_mincore(r: Recorder) -> None:
+    fr = r.allocate(2 * PAGE)
+    assert fr is not None
+    r.touch(fr)
+    r.set_faults(**MINCORE_FAILS)
+    r.update_usage()
+    r.set_faults()
+    r.update_usage(advance=SECOND)
+
+
+@scenario(
+    "faults/usage-mmap-fails-mid-scan",
+    "update_usage over a segment crossing a chunk boundary, the second chunk never mapped, "
+    "with mmap failing: the slice in the first chunk is marked, the scan stops at the second, "
+    "the swap is booked (the host says a page outside every segment is committed too), the "
+    "errno returned. Cleared, a scan a second later goes through: still the same swap.",
+)
+def _usage_map(r: Recorder) -> None:
+    fr = r.allocate(GIB + PAGE)
+    assert fr is not None and fr[0] < GIB < fr[1]
+    low = (fr[0], fr[0] + PAGE)
+    r.touch(low, b"\x01")
+    r.set_faults(**MAP_FAILS)
+    r.update_usage(committed=[(0, PAGE), low])
+    r.set_faults()
+    r.update_usage(advance=SECOND, committed=[(0, PAGE), low])
+
+
+@scenario(
+    "faults/usage-mincore-fails-maps-no-more",
+    "A scan stopped by a failing mincore does not map the segment's remaining chunks (the "
+    "seed does: docs/divergences.md F3), so a later map_internal there still needs mmap, and "
+    "fails while mmap does.",
+)
+def _usage_mincore_stops(r: Recorder) -> None:
+    fr = r.allocate(GIB + PAGE)
+    assert fr is not None and fr[0] < GIB < fr[1]
+    r.touch((fr[0], fr[0] + PAGE), b"\x01")
+    r.set_faults(**MINCORE_FAILS)
+    r.update_usage()
+    r.set_faults(**MAP_FAILS)
+    r.map((GIB, GIB + PAGE))
+
+
+@scenario(
+    "faults/reclaimer-double-fault",
+    "The reclaimer can neither punch (fallocate fails) nor zero by hand (the chunk is not "
+    "mapped and mmap fails): reclaim returns mmap's errno; the range stays in the usage set, "
+    "unreferenced and off the reclaim set, never handed out again; the reclaimer stops and "
+    "reclaims nothing more, even with the faults cleared; destroy still works "
+    "(docs/divergences.md F1: the seed panics).",
+    faults={"punch_hole": "EIO", **MAP_FAILS},
+)
+def _double_fault(r: Recorder) -> None:
+    fr = r.allocate(PAGE)
+    assert fr is not None
+    r.dec_ref(fr)
+    r.simple("reclaim")
+    r.simple("reclaim")
+    r.set_faults()
+    other = r.allocate(PAGE)
+    assert other is not None and other != fr
+    r.dec_ref(other)
+    r.simple("reclaim")
+    r.simple("destroy")
+    r.set_faults(**MAP_FAILS)
+
+
+@scenario(
+    "faults/reclaim-zeroes-mapped-chunk",
+    "With punch and mmap failing, the reclaimer still zeroes by hand a range whose chunk is "
+    "already mapped; the range is reused and reads as zeroes.",
+)
+def _reclaim_mapped(r: Recorder) -> None:
+    fr = r.allocate(PAGE)
+    assert fr is not None
+    r.touch(fr, b"\x44")
+    r.set_faults(punch_hole="EIO", **MAP_FAILS)
+    r.dec_ref(fr)
+    r.simple("reclaim")
+    again = r.allocate(PAGE)
+    assert again == fr
+    mapping = r.map(again, READ)
+    assert mapping is not None
+    r.read(mapping, (again[0], again[0] + 1))
+
+
+@scenario(
+    "faults/destroy-with-faults",
+    "Destroy with every fault set: the freed range is not reclaimed, the file is closed; "
+    "set_faults is still allowed after destroy, other calls are out of contract.",
+    faults={"punch_hole": "EIO", **MAP_FAILS, **MINCORE_FAILS},
+)
+def _destroy_faults(r: Recorder) -> None:
+    fr = r.allocate(PAGE)
+    assert fr is not None
+    r.dec_ref(fr)
+    r.set_faults(**TRUNCATE_FAILS, punch_hole="EIO", **MAP_FAILS, **MINCORE_FAILS)
+    r.simple("destroy")
+    r.set_faults()
+    r.allocate(PAGE)
 
 
 # --- Eviction ----------------------------------------------------------------------------------

@@ -31,8 +31,11 @@ class SpecPort(MemoryFilePort):
         assert isinstance(self.file, SpecMemoryFile)
         return self.file
 
-    def create_file(self, opts: MemoryFileOpts, punch_error: int | None) -> SpecMemoryFile:
-        return SpecMemoryFile(opts, faults=HostFaults(punch=punch_error))
+    def create_file(self, opts: MemoryFileOpts, faults: HostFaults) -> SpecMemoryFile:
+        return SpecMemoryFile(opts, faults=faults)
+
+    def set_faults(self, faults: HostFaults) -> None:
+        self.spec.faults = faults
 
     def update_usage(self, now: int, committed: list[FileRange] | None) -> None:
         self.spec.update_usage(now, None if committed is None else range_set(committed))

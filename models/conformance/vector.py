@@ -41,7 +41,12 @@ OP_FEATURES: dict[str, tuple[str, ...]] = {
     "memcg_pressure": ("memcg",),
     "total_usage": ("host",),
     "destroy": ("destroy",),
+    "set_faults": ("kernel-faults",),
 }
+
+GROWTH_OVERFLOW_LENGTH = 1 << 40
+"""Allocations this long or longer are tagged growth-overflow: they grow the file to at
+least HUGE_FILE, or fail with ENOMEM (lengths beyond 2^62 never fit)."""
 
 
 @cache
@@ -90,9 +95,16 @@ class Vector:
         )
 
 
+def _fault_features(faults: dict[str, str]) -> set[str]:
+    """The features ``faults`` needs: punch_hole is ``faults``, the others ``kernel-faults``."""
+    return {"faults" if call == "punch_hole" else "kernel-faults" for call in faults}
+
+
 def derive_features(steps: tuple[Step, ...]) -> tuple[str, ...]:
     """The feature tags of ``steps``, in the order of :data:`FEATURES`."""
     found: set[str] = set()
+    injected: set[str] = set()
+    """The errno names of the faults in effect (an injected ENOMEM is no growth-overflow)."""
     for step in steps:
         request, response = step.request, step.response
         op = request["op"]
@@ -105,14 +117,21 @@ def derive_features(steps: tuple[Step, ...]) -> tuple[str, ...]:
                 found.add("memcg")
             if options["delayed_eviction"] == "Invalid":
                 found.add("options")
-            if request.get("faults"):
-                found.add("faults")
+        if op in ("create", "set_faults"):
+            faults = request.get("faults", {})
+            found.update(_fault_features(faults))
+            injected = set(faults.values())
+        if (
+            op in ("allocate", "allocate_and_fill")
+            and int(request["length"]) >= GROWTH_OVERFLOW_LENGTH
+        ):
+            found.add("growth-overflow")
         if op == "update_usage":
             found.add("usage" if "committed" in request else "host")
         if not response["ok"]:
             if response["error"] == "contract":
                 found.add("bad-input")
-            if response["error"] == "ENOMEM":
+            if response["error"] == "ENOMEM" and "ENOMEM" not in injected:
                 found.add("growth-overflow")
         elif op == "state" and int(response["result"]["file_size"]) >= HUGE_FILE:
             found.add("growth-overflow")

@@ -16,7 +16,7 @@ from models.conformance.process import InProcessDriver, SubprocessDriver
 from models.conformance.replay import Outcome, replay, vector_paths
 from models.conformance.schema import validate
 from models.conformance.spec_port import SpecPort
-from models.conformance.vector import Vector, dumps
+from models.conformance.vector import Vector, derive_features, dumps
 
 
 @pytest.mark.parametrize("port", ["spec", "impl"])
@@ -60,6 +60,22 @@ def test_never_reclaiming_mutant_shrinks_to_allocate_free_reclaim() -> None:
     assert ops[-1] == "reclaim" and len(ops) <= 4, dumps(vector)
     (failed,) = replay([vector], InProcessDriver(MUTANTS["never-reclaims"]()))
     assert failed.outcome is Outcome.FAILED and failed.step == len(vector.steps) - 1
+
+
+def test_fill_leak_mutant_shrinks_to_a_fill_whose_mapping_fails() -> None:
+    vector = _minimal_divergence("fill-leaks")
+    requests = [step.request for step in vector.steps]
+    ops = [r["op"] for r in requests if r["op"] != "state"]
+    assert ops[-1] == "allocate_and_fill" and len(ops) <= 3, dumps(vector)
+    assert vector.steps[-2].response["error"] == "ENOMEM"  # the error itself is right...
+    assert requests[-1]["op"] == "state" and "result.usage[0]" in vector.description  # ...not so
+    injected = [r.get("faults", {}) for r in requests if r["op"] in ("create", "set_faults")]
+    assert injected[-1] == {"mmap": "ENOMEM"}
+    assert "kernel-faults" in derive_features(vector.steps)
+    (failed,) = replay([vector], InProcessDriver(MUTANTS["fill-leaks"]()))
+    assert failed.outcome is Outcome.FAILED and failed.step == len(vector.steps) - 1
+    (passed,) = replay([vector], InProcessDriver(SpecPort()))
+    assert passed.outcome is Outcome.PASSED
 
 
 def test_conform_command_prints_a_vector_and_fails(tmp_path: Path) -> None:

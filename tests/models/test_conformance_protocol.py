@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import errno
 import io
 import json
+from dataclasses import fields
 
 import pytest
 
 from models.conformance import codec, schema
+from models.conformance.codec import Json
 from models.conformance.compare import Verdict, compare
 from models.conformance.driver import answer, serve
 from models.conformance.port import Port
-from models.conformance.protocol import ALLOWANCES, ERROR_CODES, FEATURES, OPS
+from models.conformance.protocol import ALLOWANCES, ERROR_CODES, FAULTS, FEATURES, OPS
 from models.conformance.spec_port import SpecPort
-from spec.vocabulary import UINT64_MAX
+from models.conformance.vector import Step, derive_features
+from spec.vocabulary import NO_FAULTS, UINT64_MAX, HostFaults
 
 
 def test_schemas_name_exactly_the_protocol_constants() -> None:
@@ -29,6 +33,10 @@ def test_schemas_name_exactly_the_protocol_constants() -> None:
     with pytest.raises(schema.SchemaError):
         schema.validate("response", {"ok": False, "error": "enomem"})
     assert "eviction-order" in ALLOWANCES and "abort-on-contract" in ALLOWANCES
+    fault_fields = request["$defs"]["faults"]["properties"]
+    assert list(fault_fields) == list(FAULTS) == list(codec.FAULT_FIELDS)
+    assert set(codec.FAULT_FIELDS.values()) == {f.name for f in fields(HostFaults)}
+    assert request["$defs"]["create"]["properties"]["faults"]["$ref"] == "#/$defs/faults"
 
 
 def test_u64_strings_are_strict() -> None:
@@ -74,6 +82,91 @@ def test_schema_rejects_what_the_codec_would_misread() -> None:
         schema.validate_response("total_size", {"ok": True, "result": 4096})
     with pytest.raises(schema.SchemaError):
         schema.validate_response("state", {"ok": True, "result": {"file_size": "0"}})
+
+
+def test_faults_spell_every_host_fault() -> None:
+    every = HostFaults(truncate=errno.ENOSPC, map=errno.ENOMEM, punch=errno.EIO, mincore=95)
+    spelled = codec.faults_json(every)
+    assert spelled == {
+        "ftruncate": "ENOSPC",
+        "mmap": "ENOMEM",
+        "punch_hole": "EIO",
+        "mincore": "EOPNOTSUPP",
+    }
+    assert codec.parse_faults(spelled) == every
+    assert codec.parse_faults({}) == NO_FAULTS and codec.faults_json(NO_FAULTS) == {}
+    assert codec.parse_faults({"mmap": "ENOTSUP"}) == HostFaults(map=errno.EOPNOTSUPP)
+    for bad in ({"fallocate": "EIO"}, {"mmap": "enomem"}, {"mmap": "EBOGUS"}, ["mmap"]):
+        with pytest.raises(codec.BadRequest):
+            codec.parse_faults(bad)
+    for request in (
+        {"op": "set_faults", "faults": spelled},
+        {"op": "set_faults", "faults": {}},
+        {"op": "create", "options": codec.options_json(None), "faults": spelled},
+    ):
+        schema.validate_request(request)
+        schema.validate("request", request)
+    for bad_request in (
+        {"op": "set_faults"},
+        {"op": "set_faults", "faults": {"fallocate": "EIO"}},
+        {"op": "set_faults", "faults": {"mmap": 12}},
+        {"op": "create", "options": codec.options_json(None), "faults": {"mmap": "nomem"}},
+    ):
+        with pytest.raises(schema.SchemaError):
+            schema.validate_request(bad_request)
+    schema.validate_response("set_faults", {"ok": True, "result": None})
+    with pytest.raises(schema.SchemaError):
+        schema.validate_response("set_faults", {"ok": True, "result": {}})
+
+
+def test_set_faults_replaces_the_faults_of_the_session() -> None:
+    port = SpecPort()
+    faults = {"op": "set_faults", "faults": {"mincore": "EAGAIN"}}
+    assert port.handle(faults)["error"] == "bad-request"  # before create
+    create = {"op": "create", "options": codec.options_json(None)}
+    assert port.handle({**create, "faults": {"punch_hole": "EIO", "mmap": "ENOMEM"}})["ok"]
+    assert port.spec.faults == HostFaults(punch=errno.EIO, map=errno.ENOMEM)
+    assert port.handle(faults) == {"ok": True, "result": None}
+    assert port.spec.faults == HostFaults(mincore=errno.EAGAIN)  # replaced, not merged
+    assert port.handle({"op": "set_faults", "faults": {"mmap": "EBOGUS"}})["error"] == (
+        "bad-request"
+    )
+    assert port.spec.faults == HostFaults(mincore=errno.EAGAIN)
+    assert port.handle({"op": "destroy"})["ok"]
+    assert port.handle({"op": "set_faults", "faults": {}})["ok"]  # allowed after destroy
+    assert port.spec.faults == NO_FAULTS
+    failed = port.handle({**create, "faults": {"ftruncate": "ENOSPC"}})
+    assert failed["error"] == "ENOSPC" and port.file is None
+    assert port.handle(faults)["error"] == "bad-request"  # no file: creation failed
+
+
+def test_features_of_injected_faults() -> None:
+    def features(*exchanges: tuple[Json, Json]) -> tuple[str, ...]:
+        return derive_features(tuple(Step(q, r) for q, r in exchanges))
+
+    create = {"op": "create", "options": codec.options_json(None)}
+    created = {"ok": True, "result": None}
+    enomem = {"ok": False, "error": "ENOMEM"}
+    allocate = {"op": "allocate", "length": "4096", "kind": "Anonymous"}
+    assert features(({**create, "faults": {"punch_hole": "EIO"}}, created)) == ("faults",)
+    assert features(({**create, "faults": {"mmap": "ENOMEM"}}, created), (allocate, enomem)) == (
+        "alloc",
+        "kernel-faults",
+    )
+    assert features((create, created), (allocate, enomem)) == ("alloc", "growth-overflow")
+    assert features(
+        ({**create, "faults": {"mmap": "ENOMEM"}}, created),
+        ({"op": "set_faults", "faults": {}}, created),
+        (allocate, enomem),
+    ) == ("alloc", "growth-overflow", "kernel-faults")
+    huge = {**allocate, "length": str(1 << 62)}
+    assert "growth-overflow" in features(
+        ({**create, "faults": {"mmap": "ENOMEM"}}, created),
+        (
+            huge,
+            enomem,
+        ),
+    )
 
 
 def test_driver_loop_answers_every_line_and_echoes_ids() -> None:

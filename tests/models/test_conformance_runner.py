@@ -116,3 +116,31 @@ def test_not_supported_makes_a_vector_unsupported() -> None:
     vector: Vector = load_vectors(CORPUS / "map" / "write-read.json")[0]
     (result,) = replay([vector], InProcessDriver(NoMappings()))
     assert result.outcome is Outcome.UNSUPPORTED and result.step == 4
+
+
+def test_a_fill_that_keeps_its_allocation_when_mapping_fails_is_caught() -> None:
+    failed = failures(run("fill-leaks", "faults"))
+    assert set(failed) == {"faults/fill-mmap-fails-releases"}
+    result = failed["faults/fill-mmap-fails-releases"]
+    # create, state, allocate_and_fill (ENOMEM, as expected), then the state shows the leak.
+    assert result.step == 3
+    assert result.detail.startswith('{"op": "state"}: result.usage[0].kind: expected "System"')
+
+
+def test_a_port_without_kernel_faults_still_replays_the_rest() -> None:
+    class PunchFaultsOnly(SpecPort):
+        def features(self) -> list[str]:
+            return [f for f in FEATURES if f != "kernel-faults"]
+
+    vectors = load_vectors(CORPUS)
+    results = {r.name: r for r in replay(vectors, InProcessDriver(PunchFaultsOnly()))}
+    skipped = {name for name, r in results.items() if r.outcome is Outcome.SKIPPED}
+    needing = {v.name for v in vectors if "kernel-faults" in v.features}
+    assert skipped == needing
+    assert {n for n in needing if n.startswith("faults/")} and not any(
+        n.startswith(("random/", "random-host/", "sequences/")) for n in needing
+    )
+    assert "needs kernel-faults" in results["faults/reclaimer-double-fault"].detail
+    passed = {name for name, r in results.items() if r.outcome is Outcome.PASSED}
+    assert passed == set(results) - needing
+    assert "decommit/punch-fails" in passed  # the punch fault at create is feature faults
