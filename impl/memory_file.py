@@ -756,21 +756,39 @@ class MemoryFile:
             self._require_live()
             found: list[FileRange] = []
             vector = ResidencyVector(_CHUNK_PAGES)
-            for start, end in self._data_regions():
-                for mapping, lo, hi in self._temporary_slices(start, end):
-                    base = mapping[0]
-                    self._kernel.mincore(mapping[1].address + lo, hi - lo, vector)
-                    for first, stop in committed_runs(vector.bytes, (hi - lo) >> PAGE_SHIFT):
-                        run = FileRange(
-                            base + lo + (first << PAGE_SHIFT), base + lo + (stop << PAGE_SHIFT)
-                        )
+            for region_start, end in self._data_regions():
+                position = region_start
+                while position < end:
+                    base = position & ~CHUNK_MASK
+                    stop = min(end, base + CHUNK_SIZE)
+                    for first, last in self._residency(base, position - base, stop - base, vector):
+                        run = FileRange(base + first, base + last)
                         if found and found[-1].end == run.start:
                             found[-1] = FileRange(found[-1].start, run.end)
                         else:
                             found.append(run)
-                    if mapping[2]:
-                        self._kernel.unmap_chunk(mapping[1])
+                    position = stop
             return found
+
+    def _residency(
+        self, base: int, lo: int, hi: int, vector: ResidencyVector
+    ) -> list[tuple[int, int]]:
+        """The committed runs (offsets in the chunk at ``base``) of ``[lo, hi)`` of that chunk.
+
+        A chunk the file has not mapped is mapped just for the question, and
+        unmapped after it even if it fails.
+        """
+        mapping = self._mappings.get(base >> CHUNK_SHIFT)
+        temporary = mapping is None
+        if mapping is None:
+            mapping = self._kernel.map_chunk(self._fd, base, CHUNK_SIZE)
+        try:
+            self._kernel.mincore(mapping.address + lo, hi - lo, vector)
+            runs = committed_runs(vector.bytes, (hi - lo) >> PAGE_SHIFT)
+        finally:
+            if temporary:
+                self._kernel.unmap_chunk(mapping)
+        return [(lo + (first << PAGE_SHIFT), lo + (stop << PAGE_SHIFT)) for first, stop in runs]
 
     def _data_regions(self) -> list[tuple[int, int]]:
         regions = []
@@ -786,23 +804,6 @@ class MemoryFile:
             regions.append((start & ~(PAGE_SIZE - 1), (end + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)))
             position = end
         return regions
-
-    def _temporary_slices(
-        self, start: int, end: int
-    ) -> list[tuple[tuple[int, ChunkMapping, bool], int, int]]:
-        """Slices of ``[start, end)`` as ((chunk base, mapping, temporary?), lo, hi)."""
-        slices = []
-        while start < end:
-            chunk = start >> CHUNK_SHIFT
-            base = chunk << CHUNK_SHIFT
-            stop = min(end, base + CHUNK_SIZE)
-            mapping = self._mappings.get(chunk)
-            temporary = mapping is None
-            if mapping is None:
-                mapping = self._kernel.map_chunk(self._fd, base, CHUNK_SIZE)
-            slices.append(((base, mapping, temporary), start - base, stop - base))
-            start = stop
-        return slices
 
     # --- Evictable memory ----------------------------------------------------------------
 
@@ -1117,7 +1118,8 @@ class MemoryFile:
     def lock_sequence(self) -> int | None:
         """With a tracer: the number of this thread's latest acquisition of the lock.
 
-        Which is the order in which its calls took effect (see :mod:`impl.tracing`).
+        A hint of where its last call took effect, for a checker that verifies
+        it (see :mod:`impl.tracing`); None without a tracer.
         """
         return None if self._sequenced is None else self._sequenced.latest()
 

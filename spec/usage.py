@@ -64,21 +64,30 @@ def update_usage(
     """
     state = begin_update_usage(state, now, committed)
     while state.scan is not None:
-        error = scan_fault(state, map_error, mincore_error)
+        state, error = map_for_query(state, map_error, mincore_error)
         if error is not None:
             return end_scan(state, committed), error
         state = apply_committed(query_committed(state, committed), committed)
     return state, None
 
 
-def scan_fault(state: State, map_error: int | None, mincore_error: int | None) -> OSError | None:
-    """The error the scan's next query meets: mapping the slice's chunk, then ``mincore``."""
+def map_for_query(
+    state: State, map_error: int | None, mincore_error: int | None
+) -> tuple[State, OSError | None]:
+    """The scan's next query up to ``mincore``, and the error it meets there, if any.
+
+    The slice's chunk is mapped first, under the lock (the seed's
+    getChunkMapping; ``map_error`` if that fails), and stays mapped even when
+    ``mincore`` then fails (``mincore_error``).
+    """
     scan = _scanning(state)
-    if map_error is not None and needs_mapping(state, scan.slice):
-        return os_error(map_error, f"mmap of the chunk of {scan.slice}")
+    if needs_mapping(state, scan.slice):
+        if map_error is not None:
+            return state, os_error(map_error, f"mmap of the chunk of {scan.slice}")
+        state = replace(state, mapped_chunks=state.mapped_chunks | chunks_of(scan.slice))
     if mincore_error is not None:
-        return os_error(mincore_error, f"mincore of {scan.slice}")
-    return None
+        return state, os_error(mincore_error, f"mincore of {scan.slice}")
+    return state, None
 
 
 def end_scan(state: State, committed: RangeSet | None = None) -> State:

@@ -22,8 +22,8 @@ def run_linearizability(budget: float, progress: Progress) -> CheckResult:
     histories = operations = 0
     while histories < MIN_RUNS or time.monotonic() - started < budget:
         # One run in ten is large: more threads, longer histories, more interleavings.
-        threads, operations = (16, 200) if histories % 10 == 9 else (4, 60)
-        report = run(StressConfig.random(histories, threads, operations))
+        threads, per_thread = (16, 200) if histories % 10 == 9 else (4, 60)
+        report = run(StressConfig.random(histories, threads, per_thread))
         if not report.passed:
             return CheckResult(
                 "linearizability",

@@ -74,6 +74,8 @@ class StressConfig:
     faults: HostFaults = NO_FAULTS
     switch_interval: float = 2e-5
     """The interpreter's thread switch interval during the run (small: more interleavings)."""
+    hang_after: float = 300.0
+    """Seconds after which a run not done has deadlocked (the largest take about 15 s)."""
 
     @staticmethod
     def random(seed: int, threads: int = 4, operations: int = 60) -> StressConfig:
@@ -118,7 +120,13 @@ MakeFile = Callable[..., MemoryFile]
 
 
 def run(config: StressConfig, make_file: MakeFile = MemoryFile) -> StressReport:
-    """Run ``config`` against a file built by ``make_file`` (a broken build, in tests)."""
+    """Run ``config`` against a file built by ``make_file`` (a broken build, in tests).
+
+    A run that deadlocks is reported as such (with every thread's stack)
+    after ``config.hang_after`` seconds, rather than hanging its caller.
+    """
+    if config.faults != HostFaults(punch=config.faults.punch):
+        raise ValueError("stress runs inject punch failures only: the model follows no other")
     began = time.monotonic()
     recorder = Recorder()
     accounting = MemoryAccounting()
@@ -138,21 +146,28 @@ def run(config: StressConfig, make_file: MakeFile = MemoryFile) -> StressReport:
     # Injected punch failures are logged as warnings, one per range: expected here.
     impl_log, level = logging.getLogger("impl"), logging.getLogger("impl").level
     impl_log.setLevel(logging.ERROR)
+    deadline = time.monotonic() + config.hang_after
     try:
         workers = [
-            threading.Thread(target=run.worker, args=(i,), name=f"stress-{i}")
+            threading.Thread(target=run.worker, args=(i,), name=f"stress-{i}", daemon=True)
             for i in range(config.threads)
         ]
         for w in workers:
             w.start()
         for w in workers:
-            w.join()
+            w.join(max(0.0, deadline - time.monotonic()))
         sys.setswitchinterval(previous)
-        run.finish(clock, accounting)
+        finished = not any(w.is_alive() for w in workers) and _within(
+            deadline, lambda: run.finish(clock, accounting)
+        )
+        destroyed = _within(deadline, lambda: recorder.call("destroy", file.destroy))
     finally:
         sys.setswitchinterval(previous)
-        recorder.call("destroy", file.destroy)
         impl_log.setLevel(level)
+    if not (finished and destroyed):
+        # A deadlock: the history is incomplete, there is nothing to search.
+        run.problems.append(f"hung: not done after {config.hang_after:g} s\n{_stacks()}")
+        return StressReport(config, Verdict(False, len(recorder.operations), 0), run.problems)
     recorder.call("observe", lambda: abstract(file.observation(repr)))
     verdict = linearize(
         recorder.operations,
@@ -169,6 +184,30 @@ def run(config: StressConfig, make_file: MakeFile = MemoryFile) -> StressReport:
         overlapping=overlapping(recorder.operations),
         bytes_checked=run.bytes_checked,
         seconds=time.monotonic() - began,
+    )
+
+
+def _within(deadline: float, action: Callable[[], object]) -> bool:
+    """Run ``action`` on a daemon thread; whether it ended by ``deadline`` (monotonic)."""
+    done = threading.Event()
+
+    def body() -> None:
+        try:
+            action()
+        finally:
+            done.set()
+
+    threading.Thread(target=body, name="stress-finish", daemon=True).start()
+    return done.wait(max(0.0, deadline - time.monotonic()))
+
+
+def _stacks() -> str:
+    """Where every thread is: what a hang report needs."""
+    frames = sys._current_frames()
+    return "\n".join(
+        f"--- {t.name}\n" + "".join(traceback.format_stack(frames[t.ident]))
+        for t in threading.enumerate()
+        if t.ident in frames
     )
 
 

@@ -253,6 +253,23 @@ def test_total_usage_falls_after_reclaim() -> None:
         assert f.committed_ranges() == [low]
 
 
+def test_committed_ranges_unmaps_the_chunks_it_maps_even_when_mincore_fails() -> None:
+    kernel = Kernel()
+    with manual_file(kernel=kernel) as f:
+        fr = f.allocate(PAGE_SIZE, ANON)
+        os.pwrite(f.fd(), b"x", fr.start)  # data in a chunk the file has not mapped
+        inode = os.fstat(f.fd()).st_ino
+        assert maps_of(inode) == []
+        kernel.faults = HostFaults(mincore=errno.EIO)
+        with pytest.raises(OSError) as failed:
+            f.committed_ranges()
+        assert failed.value.errno == errno.EIO
+        assert maps_of(inode) == []  # the temporary mapping went with the failure
+        kernel.faults = NO_FAULTS
+        assert f.committed_ranges() == [fr]
+        assert maps_of(inode) == []
+
+
 def test_reclaim_takes_the_last_range_first() -> None:
     with manual_file() as f:
         ranges = [f.allocate(PAGE_SIZE, ANON) for _ in range(5)]
