@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+
 import pytest
 
 from spec import allocator, reclaimer, usage
@@ -215,3 +217,23 @@ def test_the_seed_marks_the_segment_that_ends_where_a_run_starts() -> None:
     assert state.usage_expected == 4 * P  # the untouched lower half too
     with pytest.raises(InvariantViolation, match="known committed that the host does not hold"):
         check_invariants(state)
+
+
+def test_a_scan_maps_the_chunk_it_asks_about_even_when_mincore_then_fails() -> None:
+    # The seed maps the slice's chunk under its lock, then calls mincore: a failure
+    # there leaves the chunk mapped (impl does the same; they once disagreed here).
+    f = SpecMemoryFile()
+    low = f.allocate(P, ANON)
+    touched(f, low)
+    f.update_usage(SECOND)  # low is known committed: the scan below starts in chunk 1
+    high = f.allocate(C, ANON)
+    assert high.start == C and f.state.mapped_chunks == {0}
+    host = range_set([low, FileRange(C, C + P)])  # what the host says: one page of high too
+    state, error = usage.update_usage(f.state, 2 * SECOND, host, mincore_error=errno.EIO)
+    assert error is not None and error.errno == errno.EIO
+    assert state.mapped_chunks == {0, 1}
+    assert state.scan is None and state.usage_swapped == P  # the booking still ran
+    # A failing mmap, on the other hand, maps nothing.
+    state, error = usage.update_usage(f.state, 2 * SECOND, host, map_error=errno.ENOMEM)
+    assert error is not None and error.errno == errno.ENOMEM
+    assert state.mapped_chunks == {0}
