@@ -30,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from impl import MemoryFile
+from impl import MemoryAccounting, MemoryFile
 from spec import SpecMemoryFile
 from spec.errors import (
     InvalidArgument,
@@ -561,3 +561,27 @@ def impl_snapshot(f: MemoryFile, destroyed: bool) -> dict[str, object]:
 def changed(before: dict[str, object], after: dict[str, object]) -> list[str]:
     """The names of the parts of two snapshots that differ."""
     return [name for name in before if before[name] != after[name]]
+
+
+class Changed(AssertionError):
+    """A rejected call changed ``parts`` of the file (names of :func:`impl_snapshot`'s parts).
+
+    The report names the parts only: a snapshot holds the bytes of the file.
+    """
+
+    def __init__(self, call: str, parts: list[str]) -> None:
+        super().__init__(f"{call}: changed {parts}")
+        self.call = call
+        self.parts = parts
+
+
+def assert_unchanged(call: str, before: dict[str, object], after: dict[str, object]) -> None:
+    r""":class:`Changed` naming the parts of two :func:`impl_snapshot`\ s that differ, if any."""
+    parts = changed(before, after)
+    if parts:
+        raise Changed(call, parts)
+
+
+def quiet_file() -> MemoryFile:
+    """A file without threads, accounting to its own MemoryAccounting."""
+    return MemoryFile(background=False, accounting=MemoryAccounting())

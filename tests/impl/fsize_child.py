@@ -6,7 +6,8 @@ one that needs a second, runs the specification alongside (told that
 ``ftruncate`` fails with EFBIG for the growth), and prints JSON: the errno,
 the file size, whether the observations agree, and whether a later
 allocation that fits still works alike. ``--broken`` uses a kernel that takes
-the failing ``ftruncate`` for a success, to show the parent's check fails.
+the failing ``ftruncate`` for a success (``tests.impl.helpers.SwallowingKernel``),
+to show the parent's check fails.
 """
 
 from __future__ import annotations
@@ -21,12 +22,7 @@ import sys
 from impl import Kernel, MemoryAccounting, MemoryFile
 from spec.memory_file import SpecMemoryFile
 from spec.vocabulary import CHUNK_SIZE, NO_FAULTS, PAGE_SIZE, HostFaults, MemoryKind
-
-
-class SwallowingKernel(Kernel):
-    def ftruncate(self, fd: int, size: int) -> None:
-        with contextlib.suppress(OSError):
-            super().ftruncate(fd, size)
+from tests.impl.helpers import SwallowingKernel
 
 
 def main(broken: bool) -> dict[str, object]:

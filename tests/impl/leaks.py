@@ -3,18 +3,31 @@
 Secrets (non-zero bytes written for one owner) that a later owner could read,
 descriptors and mappings of the backing memfd, and threads. Shared by
 ``test_zero_on_reuse`` and ``test_lifecycle``, which add what they covered
-to ``tests.figures.FIGURES``.
+to ``tests.figures.FIGURES``; with the builds they test (:class:`Build`, the
+eviction modes of :data:`MODE_OPTS`) and a pressure source that needs no
+memory cgroup (:class:`ManualSource`, also used by ``test_pressure``).
 """
 
 from __future__ import annotations
 
 import os
+import select
 import threading
+from dataclasses import dataclass
+from typing import Literal
 
 from hypothesis import settings
 
-from impl import MemoryFile
-from spec.vocabulary import READ, FileRange
+from impl import Kernel, MemoryAccounting, MemoryFile, PressureSource
+from impl.pressure import Registration
+from spec.arguments import normalize_opts
+from spec.vocabulary import (
+    READ,
+    DelayedEviction,
+    FileRange,
+    HostFaults,
+    MemoryFileOpts,
+)
 from tests.figures import FIGURES
 
 _NONZERO = bytes(range(1, 256))
@@ -93,3 +106,87 @@ def maps_of(file: tuple[int, int]) -> list[str]:
 def pgalloc_threads() -> set[threading.Thread]:
     """The live threads a MemoryFile starts (reclaimer, evictors, pressure watcher)."""
     return {t for t in threading.enumerate() if t.name.startswith("pgalloc-")}
+
+
+def open_fds() -> set[str]:
+    """The descriptors this process has open (their numbers, as /proc/self/fd names them)."""
+    return set(os.listdir("/proc/self/fd"))
+
+
+# --- Builds, modes and pressure ------------------------------------------------------------
+
+
+class ManualSource(PressureSource):
+    """A pressure source that needs no memory cgroup: an eventfd the test fires itself.
+
+    The eventfd is made when a watcher registers the source (a file without
+    threads registers none, so it opens nothing), and the watcher's ``stop``
+    closes it.
+    """
+
+    def __init__(self) -> None:
+        self.efd: int | None = None
+
+    def register(self, kernel: Kernel) -> list[Registration]:
+        efd = kernel.eventfd()
+        self.efd = efd
+
+        def consume() -> bool:
+            os.eventfd_read(efd)
+            return True
+
+        return [Registration(efd, select.POLLIN, consume, (efd,))]
+
+    def fire(self) -> None:
+        """Notify pressure (nothing happens before a watcher registered the source)."""
+        if self.efd is not None:
+            os.eventfd_write(self.efd, 1)
+
+
+Mode = Literal["disabled", "enabled", "enabled-memcg", "manual"]
+"""How evictions start: at marking, when the reclaimer runs dry, on memcg pressure, by hand."""
+
+MODE_OPTS: dict[Mode, MemoryFileOpts] = {
+    "disabled": MemoryFileOpts(DelayedEviction.DISABLED),
+    "enabled": MemoryFileOpts(DelayedEviction.ENABLED),
+    "enabled-memcg": MemoryFileOpts(DelayedEviction.ENABLED, use_host_memcg_pressure=True),
+    "manual": MemoryFileOpts(DelayedEviction.MANUAL),
+}
+
+
+def wants_pressure(opts: MemoryFileOpts) -> bool:
+    """Whether a file with ``opts`` takes a pressure source (ENABLED with memcg pressure)."""
+    normal = normalize_opts(opts)
+    return normal.delayed_eviction is DelayedEviction.ENABLED and normal.use_host_memcg_pressure
+
+
+@dataclass(frozen=True)
+class Build:
+    """The allocator under test: the real one, or one with a part deliberately broken."""
+
+    file: type[MemoryFile] = MemoryFile
+    kernel: type[Kernel] = Kernel
+
+    def make(
+        self,
+        opts: MemoryFileOpts = MemoryFileOpts(),
+        *,
+        background: bool = True,
+        faults: HostFaults = HostFaults(),
+        pressure: PressureSource | None = None,
+    ) -> MemoryFile:
+        """A file of this build, accounting to its own ``MemoryAccounting``.
+
+        With memcg pressure its source is ``pressure``, by default a
+        :class:`ManualSource` (never the process's real memory cgroup, which
+        may have no pressure notifications to offer).
+        """
+        if pressure is None and wants_pressure(opts):
+            pressure = ManualSource()
+        return self.file(
+            opts,
+            background=background,
+            kernel=self.kernel(faults),
+            accounting=MemoryAccounting(),
+            pressure=pressure,
+        )

@@ -1,11 +1,14 @@
 """The child process of the memory-cgroup tests (run as ``python -m tests.impl.memcg_child``).
 
 It waits on stdin until the parent has moved it into a small child memory
-cgroup, creates a MemoryFile that registers for that cgroup's pressure (the
-registration is for the *current* cgroup, hence a separate process), then
-fills memory in evictable 4 MiB pieces, each written through, and reports
-what happened as JSON lines on stdout, flushed as they happen (so that the
-parent has the record even if the OOM killer ends the child):
+cgroup, and only then imports the allocator (so that the memory the imports
+take is charged to that cgroup, the same in every run; only the interpreter's
+start-up and a few standard modules come before); it creates a MemoryFile
+that registers for that cgroup's pressure (the registration is for the
+*current* cgroup, hence a separate process), then fills memory in evictable
+4 MiB pieces, each written through, and reports what happened as JSON lines
+on stdout, flushed as they happen (so that the parent has the record even if
+the OOM killer ends the child):
 
 * ``{"event": "notified", ...}`` — the first pressure notification;
 * ``{"event": "evicted", ...}`` — the first range handed to the user's evict;
@@ -32,9 +35,22 @@ import sys
 import threading
 import time
 
-from impl import MemcgPressureLevel, MemcgUsageThreshold, MemoryFile, PressureSource
-from impl.pressure import current_memcg_v1_dir, memcg_limit
-from spec.vocabulary import (
+
+def wait_for_the_parent() -> None:
+    """Block until the parent, having moved this process into the cgroup, says go.
+
+    Exits if the parent died first (stdin closed without a line).
+    """
+    if not sys.stdin.readline():
+        sys.exit(0)
+
+
+if __name__ == "__main__":
+    wait_for_the_parent()  # before the imports below: their memory is charged to the cgroup
+
+from impl import MemcgPressureLevel, MemcgUsageThreshold, MemoryFile, PressureSource  # noqa: E402
+from impl.pressure import current_memcg_v1_dir, memcg_limit  # noqa: E402
+from spec.vocabulary import (  # noqa: E402
     WRITE,
     DelayedEviction,
     EvictableRange,
@@ -146,8 +162,6 @@ def pressure_for(mode: str) -> PressureSource:
 def main() -> None:
     mode, pieces = sys.argv[1], int(sys.argv[2])
     file_class = FILES[mode]
-    if not sys.stdin.readline():  # the parent died before moving us into the cgroup
-        return
     cgroup = current_memcg_v1_dir()
     assert cgroup is not None
     recorder = Recorder(cgroup)

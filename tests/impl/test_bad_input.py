@@ -30,20 +30,18 @@ from tests.bad_input_cases import (
     CASES,
     OPTION_CASES,
     Case,
+    Changed,
+    assert_unchanged,
     bad,
-    changed,
     impl_snapshot,
     prepare,
+    quiet_file,
     run,
 )
 from tests.figures import FIGURES
+from tests.impl.leaks import open_fds, pgalloc_threads
 
 MakeFile = Callable[[], MemoryFile]
-
-
-def quiet_file() -> MemoryFile:
-    """A file without threads, accounting to its own MemoryAccounting."""
-    return MemoryFile(background=False, accounting=MemoryAccounting())
 
 
 def check_impl_case(make: MakeFile, case: Case) -> None:
@@ -54,9 +52,7 @@ def check_impl_case(make: MakeFile, case: Case) -> None:
         prepare(impl, case)
         before = impl_snapshot(impl, case.destroyed)
         impl_error = run(impl, case)
-        after = impl_snapshot(impl, case.destroyed)
-        differs = changed(before, after)  # (a name list: no snapshot in the report)
-        assert not differs, f"{case.name}: changed {differs}"
+        assert_unchanged(case.name, before, impl_snapshot(impl, case.destroyed))
         if not case.impl_only:
             prepare(spec, case)
             spec_error = run(spec, case)
@@ -102,9 +98,7 @@ def check_background_case(case: Case, file_class: type[MemoryFile] = MemoryFile)
         if not case.impl_only:
             prepare(spec, case)
         error = run(f, case)
-        after = impl_snapshot(f, case.destroyed)
-        differs = changed(before, after)  # (a name list: no snapshot in the report)
-        assert not differs, f"{case.name}: changed {differs}"
+        assert_unchanged(case.name, before, impl_snapshot(f, case.destroyed))
         if not case.impl_only:
             assert type(error) is type(run(spec, case))
     finally:
@@ -113,6 +107,7 @@ def check_background_case(case: Case, file_class: type[MemoryFile] = MemoryFile)
 
 
 def test_the_table_holds_with_threads_and_the_reclaimer_mid_punch() -> None:
+    threads = pgalloc_threads()
     failures = []
     for case in CASES:
         try:
@@ -121,11 +116,8 @@ def test_the_table_holds_with_threads_and_the_reclaimer_mid_punch() -> None:
             failures.append(str(failure))
     assert failures == []
     FIGURES["bad inputs tried (impl, threads, reclaimer mid-punch)"] += len(CASES)
-    assert not [t for t in threading.enumerate() if t.name.startswith("pgalloc")]
-
-
-def open_fds() -> set[str]:
-    return set(os.listdir("/proc/self/fd"))
+    left = {t.name for t in pgalloc_threads() - threads}
+    assert not left, f"threads of the files outlived them: {sorted(left)}"
 
 
 @pytest.mark.parametrize("opts", [o for _, o in OPTION_CASES], ids=[n for n, _ in OPTION_CASES])
@@ -196,23 +188,24 @@ def case_named(name: str) -> Case:
 def test_the_check_catches_an_inc_ref_that_changes_refs_before_rejecting() -> None:
     case = case_named("inc_ref: partly beyond the file")
     check_impl_case(quiet_file, case)
-    with pytest.raises(AssertionError, match="changed \\['observation'\\]"):
+    with pytest.raises(Changed) as failure:
         check_impl_case(lambda: IncRefBeforeChecking(background=False), case)
+    assert failure.value.parts == ["observation"]
 
 
 def test_the_threaded_check_catches_an_inc_ref_that_changes_refs_before_rejecting() -> None:
     case = case_named("inc_ref: partly beyond the file")
     check_background_case(case)
-    with pytest.raises(AssertionError, match="inc_ref: partly beyond the file: changed"):
+    with pytest.raises(Changed) as failure:
         check_background_case(case, IncRefBeforeChecking)
+    assert failure.value.call == case.name
+    assert failure.value.parts == ["observation"]
 
 
 def test_the_check_catches_a_decommit_that_punches_before_rejecting() -> None:
     """The observation stays the same (nothing was marked): only the kernel's view shows it."""
     case = case_named("decommit: partly beyond the file")
     check_impl_case(quiet_file, case)
-    with pytest.raises(AssertionError) as failure:
+    with pytest.raises(Changed) as failure:
         check_impl_case(lambda: DecommitBeforeChecking(background=False), case)
-    assert "file contents" in str(failure.value)
-    assert "committed ranges" in str(failure.value)
-    assert "observation" not in str(failure.value)
+    assert failure.value.parts == ["total usage", "committed ranges", "file contents"]

@@ -22,8 +22,10 @@ import errno
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Hashable, Iterator
 from pathlib import Path
 from typing import ClassVar
@@ -54,15 +56,18 @@ from spec.vocabulary import (
     MemoryKind,
     Reader,
 )
+from tests.figures import FIGURES
+from tests.impl.helpers import FailingUser, SwallowingKernel
+from tests.impl.leaks import fds_of, identity, maps_of, pgalloc_threads
 
 P = PAGE_SIZE
 ANON = MemoryKind.ANONYMOUS
 MANUAL_ZEROING = MemoryFileOpts(manual_zeroing=True)
 
-logging.getLogger("impl").setLevel(logging.CRITICAL)  # injected punch failures warn each time
-
 File = SpecMemoryFile | MemoryFile
 Outcome = tuple[str, object]
+OK: Outcome = ("ok", None)
+"""What a call that returns nothing did when it succeeded."""
 
 
 def outcome(call: Callable[[], object]) -> Outcome:
@@ -75,11 +80,18 @@ def outcome(call: Callable[[], object]) -> Outcome:
         return type(error).__name__, None
 
 
+def shown(done: Outcome) -> str:
+    """An outcome for a message, long bytes summarised (pytest's diff of them takes seconds)."""
+    status, result = done
+    if isinstance(result, bytes) and len(result) > 16:
+        nonzero = len(result) - result.count(0)
+        return f"({status!r}, <{len(result)} bytes, {nonzero} not zero: {result[:8]!r}...>)"
+    return repr(done)
+
+
 class Pair:
     """The specification and the real allocator, the same calls, the same faults, compared."""
 
-    injected = 0
-    """OSErrors both sides raised from an injected fault, across all pairs (for the report)."""
     opened: ClassVar[list[Pair]] = []
     """Pairs not closed yet: a failing check leaves its pair open; the fixture closes it."""
 
@@ -107,26 +119,30 @@ class Pair:
         self.kernel.faults = faults
 
     def both(self, call: Callable[[File], object]) -> Outcome:
-        """Make ``call`` on both sides: they must do the same and still agree; what they did."""
+        """Make ``call`` on both sides: they must do the same and still agree; what they did.
+
+        An OSError both raised under injected faults counts in the figures.
+        """
         expected = outcome(lambda: call(self.spec))
         found = outcome(lambda: call(self.impl))
-        assert found == expected, f"impl did {found}, the spec {expected}"
+        if found != expected:
+            raise AssertionError(f"impl did {shown(found)}, the spec {shown(expected)}")
         if expected[0] == "OSError" and self.spec.faults != NO_FAULTS:
-            type(self).injected += 1
+            FIGURES["faults injected (spec and impl agreed)"] += 1
         self.agree()
         return expected
+
+    def value(self, call: Callable[[File], object]) -> object:
+        """``both``, which must succeed: the result."""
+        status, result = self.both(call)
+        assert status == "ok", f"{status} raised where the call must succeed ({result})"
+        return result
 
     def allocate(self, length: int) -> FileRange:
         """``allocate`` on both sides, which must succeed alike: the range."""
         fr = self.value(lambda f: f.allocate(length, ANON))
         assert isinstance(fr, FileRange)
         return fr
-
-    def value(self, call: Callable[[File], object]) -> object:
-        """``both``, which must succeed: the result."""
-        status, result = self.both(call)
-        assert status == "ok", (status, result)
-        return result
 
     def agree(self) -> None:
         """Same observation, usage and size; the kernel holds what the host model says."""
@@ -188,6 +204,61 @@ def close_pairs() -> Iterator[None]:
         Pair.opened[-1].close()
 
 
+@pytest.fixture(autouse=True)
+def quiet_impl_logs() -> Iterator[None]:
+    """impl warns at each injected punch failure: only CRITICAL passes, in this module's tests."""
+    logger = logging.getLogger("impl")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+@contextlib.contextmanager
+def logged(level: int) -> Iterator[list[str]]:
+    """The messages impl logs at ``level`` or above meanwhile, on any thread."""
+    messages: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            messages.append(record.getMessage())
+
+    logger, keep = logging.getLogger("impl"), Keep(level)
+    saved = logger.level
+    logger.setLevel(level)
+    logger.addHandler(keep)
+    try:
+        yield messages
+    finally:
+        logger.removeHandler(keep)
+        logger.setLevel(saved)
+
+
+@contextlib.contextmanager
+def thread_deaths() -> Iterator[list[tuple[str, int | None]]]:
+    """Threads that die of an exception meanwhile: (name, errno), instead of a pytest warning."""
+    deaths: list[tuple[str, int | None]] = []
+
+    def hook(args: threading.ExceptHookArgs) -> None:
+        deaths.append((args.thread.name if args.thread else "?", _errno(args.exc_value)))
+
+    previous, threading.excepthook = threading.excepthook, hook
+    try:
+        yield deaths
+    finally:
+        threading.excepthook = previous
+
+
+def assert_nothing_left(file: tuple[int, int], before: set[threading.Thread]) -> None:
+    """After destroy: no descriptor or mapping of ``file`` (an identity), no new pgalloc thread."""
+    left = sorted(t.name for t in pgalloc_threads() - before)
+    assert not left, f"threads outlived destroy: {left}"
+    assert fds_of(file) == [], "descriptors of the memfd outlived destroy"
+    assert maps_of(file) == [], "mappings of the memfd outlived destroy"
+
+
 def _size(block: FileRange | memoryview) -> int:
     """A block's length: the spec's are file ranges, impl's views of the mapping."""
     return block.length() if isinstance(block, FileRange) else len(block)
@@ -214,8 +285,8 @@ def ftruncate_fails(impl: type[MemoryFile] = MemoryFile, kernel: type[Kernel] = 
     pair.inject(NO_FAULTS)
     big = pair.allocate(CHUNK_SIZE)
     assert big.end == 2 * CHUNK_SIZE
-    pair.both(lambda f: f.dec_ref(first))
-    pair.both(lambda f: f.reclaim())
+    pair.value(lambda f: f.dec_ref(first))
+    assert pair.value(lambda f: f.reclaim()) == [first]
     pair.close()
 
 
@@ -230,7 +301,7 @@ def mmap_fails_in_allocate_with_manual_zeroing(impl: type[MemoryFile] = MemoryFi
     pair.inject(HostFaults(map=errno.ENOMEM))
     pair.allocate(P)  # the chunk is mapped now
     pair.inject(NO_FAULTS)
-    pair.map_internal(fr)
+    assert pair.map_internal(fr) == ("ok", [P])
     assert pair.value(lambda f: f.read(fr)) == bytes(P)
     pair.close()
 
@@ -243,9 +314,10 @@ def mmap_fails_in_map_internal(impl: type[MemoryFile] = MemoryFile) -> None:
     assert pair.map_internal(fr) == raised(errno.ENOMEM)
     pair.inject(NO_FAULTS)
     assert pair.map_internal(fr) == ("ok", [2 * P])
-    pair.both(lambda f: f.write(fr.start, b"data"))
+    pair.value(lambda f: f.write(fr.start, b"data"))
     pair.inject(HostFaults(map=errno.ENOMEM))
     assert pair.map_internal(fr) == ("ok", [2 * P])
+    assert pair.value(lambda f: f.read(FileRange(fr.start, fr.start + 4))) == b"data"
     pair.close()
 
 
@@ -257,7 +329,7 @@ def mmap_fails_in_allocate_and_fill(impl: type[MemoryFile] = MemoryFile) -> None
     freed = FileRange(CHUNK_SIZE - 2 * P, CHUNK_SIZE)
     assert pair.impl.observation().reclaim == (freed,)
     pair.inject(NO_FAULTS)
-    pair.both(lambda f: f.reclaim())
+    assert pair.value(lambda f: f.reclaim()) == [freed]
     assert pair.fill(2 * P, lambda: BytesReader(b"s" * 2 * P)) == ("ok", (freed, None, None))
     pair.close()
 
@@ -266,15 +338,15 @@ def fallocate_fails_in_decommit(impl: type[MemoryFile] = MemoryFile) -> None:
     """EIO and EOPNOTSUPP from fallocate: decommit fails, nothing is marked or zeroed."""
     pair = Pair(impl=impl)
     fr = pair.allocate(2 * P)
-    pair.map_internal(fr)
-    pair.both(lambda f: f.write(fr.start, b"secret"))
-    pair.update_usage()
+    assert pair.map_internal(fr) == ("ok", [2 * P])
+    pair.value(lambda f: f.write(fr.start, b"secret"))
+    assert pair.update_usage() == OK
     for code in (errno.EIO, errno.EOPNOTSUPP):
         pair.inject(HostFaults(punch=code))
         assert pair.both(lambda f: f.decommit(fr)) == raised(code)
         assert pair.value(lambda f: f.read(FileRange(fr.start, fr.start + 6))) == b"secret"
     pair.inject(NO_FAULTS)
-    pair.both(lambda f: f.decommit(fr))
+    pair.value(lambda f: f.decommit(fr))
     assert pair.value(lambda f: f.read(fr)) == bytes(2 * P)
     pair.close()
 
@@ -283,9 +355,9 @@ def fallocate_fails_in_the_reclaimer(impl: type[MemoryFile] = MemoryFile) -> Non
     """EOPNOTSUPP from fallocate: the reclaimer zeroes by hand; the pages come back zeroed."""
     pair = Pair(impl=impl)
     fr = pair.allocate(3 * P)
-    pair.map_internal(fr)
-    pair.both(lambda f: f.write(fr.start, b"\xff" * 3 * P))
-    pair.both(lambda f: f.dec_ref(fr))
+    assert pair.map_internal(fr) == ("ok", [3 * P])
+    pair.value(lambda f: f.write(fr.start, b"\xff" * 3 * P))
+    pair.value(lambda f: f.dec_ref(fr))
     pair.inject(HostFaults(punch=errno.EOPNOTSUPP))
     assert pair.both(lambda f: f.reclaim()) == ("ok", [fr])
     assert pair.allocate(3 * P) == fr
@@ -294,31 +366,85 @@ def fallocate_fails_in_the_reclaimer(impl: type[MemoryFile] = MemoryFile) -> Non
 
 
 def the_reclaimer_can_neither_punch_nor_zero(impl: type[MemoryFile] = MemoryFile) -> None:
-    """EIO from fallocate, then ENOMEM from mmap: the range is kept out of use, reclaim stops."""
+    """EIO from fallocate, then ENOMEM from mmap: the range is kept out of use, reclaim stops.
+
+    And ``destroy`` still cleans up: no descriptor or mapping of the memfd is left.
+    """
+    before = pgalloc_threads()
     pair = Pair(impl=impl)
+    file = identity(pair.impl.fd())
     fr = pair.allocate(P)  # never mapped
-    pair.both(lambda f: f.dec_ref(fr))
+    pair.value(lambda f: f.dec_ref(fr))
     pair.inject(HostFaults(punch=errno.EIO, map=errno.ENOMEM))
     assert pair.both(lambda f: f.reclaim()) == raised(errno.ENOMEM)
     pair.inject(NO_FAULTS)
     other = pair.allocate(P)
-    assert other != fr
-    pair.both(lambda f: f.dec_ref(other))
-    assert pair.both(lambda f: f.reclaim()) == ("ok", [])
+    assert other == FileRange(fr.start - P, fr.start)  # below fr, which is kept
+    assert pair.map_internal(other) == ("ok", [P])  # a mapping for destroy to remove
+    pair.value(lambda f: f.dec_ref(other))
+    assert pair.value(lambda f: f.reclaim()) == []
     pair.close()
+    assert_nothing_left(file, before)
+
+
+def reclaim_failure(f: MemoryFile) -> str:
+    """What ``reclaim`` did, for a message: the error it raised, or what it returned."""
+    try:
+        return f"returned {f.reclaim()}"
+    except RuntimeError as error:
+        return f"raised {error}"
+
+
+def the_reclaimer_thread_can_neither_punch_nor_zero(impl: type[MemoryFile] = MemoryFile) -> None:
+    """The same faults on the reclaimer thread: the thread stops (reclaim says so), the range is
+    never handed out again, and ``destroy`` still cleans up.
+    """
+    before = pgalloc_threads()
+    kernel = Kernel()
+    f = impl(accounting=MemoryAccounting(), kernel=kernel)
+    file = identity(f.fd())
+    stopped = "raised the reclaimer thread failed; see the log"
+    try:
+        with thread_deaths() as deaths, logged(logging.CRITICAL) as messages:
+            fr = f.allocate(P, ANON)  # its chunk is never mapped
+            kernel.faults = HostFaults(punch=errno.EIO, map=errno.ENOMEM)
+            f.dec_ref(fr)
+            done = reclaim_failure(f)
+            assert done == stopped, f"reclaim after the double fault {done}"
+            thread = f._reclaimer_thread
+            assert thread is not None
+            thread.join(timeout=10)
+            assert not thread.is_alive(), "the failed reclaimer thread still runs"
+        assert deaths == [("pgalloc-reclaimer", errno.ENOMEM)]
+        assert messages == ["the MemoryFile reclaimer failed; nothing more will be reclaimed"]
+        kernel.faults = NO_FAULTS
+        observed = f.observation()
+        assert observed.usage == ((fr, MemoryKind.SYSTEM, 0, False),) and not observed.reclaim
+        other = f.allocate(P, ANON)
+        assert other == FileRange(fr.start - P, fr.start)  # below fr, which is kept
+        views = f.map_internal(other, WRITE)  # a mapping for destroy to remove
+        for view in views:
+            view.release()
+        f.dec_ref(other)
+        assert reclaim_failure(f) == stopped
+        assert f.observation().reclaim == (other,)  # stopped for good
+        assert f.allocate(2 * P, ANON).end <= other.start  # fr is never handed out
+    finally:
+        f.destroy()
+    assert_nothing_left(file, before)
 
 
 def mincore_fails_in_update_usage(impl: type[MemoryFile] = MemoryFile) -> None:
     """EINVAL from mincore: nothing is marked, the swap booking still runs, the error is raised."""
     pair = Pair(impl=impl)
     fr = pair.allocate(P)
-    pair.map_internal(fr)
-    pair.both(lambda f: f.write(fr.start, b"x"))
+    assert pair.map_internal(fr) == ("ok", [P])
+    pair.value(lambda f: f.write(fr.start, b"x"))
     pair.inject(HostFaults(mincore=errno.EINVAL))
     assert pair.update_usage() == raised(errno.EINVAL)
     assert pair.impl.observation().usage_swapped == P
     pair.inject(NO_FAULTS)
-    pair.update_usage()
+    assert pair.update_usage() == OK
     assert pair.impl.observation().usage_expected == P
     pair.close()
 
@@ -329,15 +455,15 @@ def mmap_fails_in_update_usage(impl: type[MemoryFile] = MemoryFile) -> None:
     fr = pair.allocate(CHUNK_SIZE + P)
     assert fr.start < CHUNK_SIZE < fr.end
     low = FileRange(fr.start, fr.start + P)
-    pair.map_internal(low)
-    pair.both(lambda f: f.write(low.start, b"low"))
+    assert pair.map_internal(low) == ("ok", [P])
+    pair.value(lambda f: f.write(low.start, b"low"))
     pair.host_write(fr.end - P, b"high")  # committed in chunk 1, which is not mapped
     pair.inject(HostFaults(map=errno.ENOMEM))
     assert pair.update_usage() == raised(errno.ENOMEM)
     observed = pair.impl.observation()
     assert observed.usage_expected == P and observed.usage_swapped == P
     pair.inject(NO_FAULTS)
-    pair.update_usage()
+    assert pair.update_usage() == OK
     assert pair.impl.observation().usage_expected == 2 * P
     pair.close()
 
@@ -362,24 +488,10 @@ def the_reader_fails_midway(impl: type[MemoryFile] = MemoryFile) -> None:
     kept = FileRange(CHUNK_SIZE - 4 * P, CHUNK_SIZE - 3 * P)
     assert pair.fill(4 * P, MidwayReader) == ("ok", (kept, "OSError", errno.EIO))
     assert pair.value(lambda f: f.read(kept)) == b"r" * P
-    pair.both(lambda f: f.reclaim())
-    pair.allocate(3 * P)
+    rest = FileRange(kept.end, CHUNK_SIZE)
+    assert pair.value(lambda f: f.reclaim()) == [rest]
+    assert pair.allocate(3 * P) == rest
     pair.close()
-
-
-class FailingUser:
-    """Evicts by recording; the first evict raises. Each side gets its own, named alike."""
-
-    def __init__(self) -> None:
-        self.delivered: list[EvictableRange] = []
-
-    def evict(self, er: EvictableRange) -> None:
-        self.delivered.append(er)
-        if len(self.delivered) == 1:
-            raise RuntimeError("evict failed")
-
-    def __str__(self) -> str:
-        return "failing-user"
 
 
 RANGES = [EvictableRange(0, 2), EvictableRange(4, 6), EvictableRange(8, 10)]
@@ -390,8 +502,8 @@ def evict_raises_without_threads(impl: type[MemoryFile] = MemoryFile) -> None:
     pair = Pair(MemoryFileOpts(DelayedEviction.MANUAL), impl=impl)
     users = {id(pair.spec): FailingUser(), id(pair.impl): FailingUser()}
     for er in RANGES:
-        pair.both(lambda f, er=er: f.mark_evictable(users[id(f)], er))  # type: ignore[misc]
-    pair.both(lambda f: f.start_evictions())
+        pair.value(lambda f, er=er: f.mark_evictable(users[id(f)], er))  # type: ignore[misc]
+    pair.value(lambda f: f.start_evictions())
     assert pair.both(lambda f: f.run_evictions()) == ("RuntimeError", None)
     rest = pair.value(lambda f: [(str(u), er) for u, er in f.run_evictions()])
     assert rest == [("failing-user", RANGES[1]), ("failing-user", RANGES[0])]
@@ -406,9 +518,11 @@ def evict_raises_on_the_eviction_thread(impl: type[MemoryFile] = MemoryFile) -> 
     for er in RANGES:
         f.mark_evictable(user, er)
     try:
-        f.start_evictions()
-        f.wait_for_evictions()
-        assert user.delivered == RANGES[::-1]
+        with logged(logging.ERROR) as messages:
+            f.start_evictions()
+            f.wait_for_evictions()
+        assert user.delivered == RANGES[::-1], f"delivered {user.delivered}"
+        assert messages == [f"evicting {RANGES[-1]} of {user!r} failed"], f"logged {messages}"
         assert f.observation().evictable == ()
     finally:
         f.destroy()
@@ -422,6 +536,7 @@ SCENARIOS = [
     fallocate_fails_in_decommit,
     fallocate_fails_in_the_reclaimer,
     the_reclaimer_can_neither_punch_nor_zero,
+    the_reclaimer_thread_can_neither_punch_nor_zero,
     mincore_fails_in_update_usage,
     mmap_fails_in_update_usage,
     the_reader_fails_midway,
@@ -445,9 +560,10 @@ def rlimit_fsize_stops_growth(broken: bool = False) -> None:
     done = subprocess.run(
         command, check=False, capture_output=True, text=True, timeout=60, cwd=root
     )
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 0, f"the child failed: {done.stderr}"
     report = json.loads(done.stdout)
-    assert report == {"errno": errno.EFBIG, "size": CHUNK_SIZE, "agree": True, "later": True}
+    expected = {"errno": errno.EFBIG, "size": CHUNK_SIZE, "agree": True, "later": True}
+    assert report == expected, f"the child reported {report}"
 
 
 def test_a_real_file_size_limit_fails_the_growth_with_efbig() -> None:
@@ -455,14 +571,6 @@ def test_a_real_file_size_limit_fails_the_growth_with_efbig() -> None:
 
 
 # --- Each check fails against a deliberately broken build -------------------------------------
-
-
-class SwallowingKernel(Kernel):
-    """Takes a failing ftruncate for a success."""
-
-    def ftruncate(self, fd: int, size: int) -> None:
-        with contextlib.suppress(OSError):
-            super().ftruncate(fd, size)
 
 
 class ForgetsGrowth(MemoryFile):
@@ -540,6 +648,30 @@ class SwallowsZeroFailure(MemoryFile):
             super()._decommit_reclaimed(start, end)
 
 
+class KeepsTheFile(MemoryFile):
+    """destroy that leaves the memfd open and its chunks mapped once the reclaimer has failed.
+
+    The fixture ``close_kept_files`` closes them for good after the test (a second destroy).
+    """
+
+    kept: ClassVar[list[KeepsTheFile]] = []
+    _keeping = False
+
+    def _exit_locked(self) -> None:
+        if self._reclaimer_failed and not self._keeping:
+            self._keeping = True
+            KeepsTheFile.kept.append(self)
+            return
+        super()._exit_locked()
+
+
+@pytest.fixture(autouse=True)
+def close_kept_files() -> Iterator[None]:
+    yield
+    while KeepsTheFile.kept:
+        KeepsTheFile.kept.pop().destroy()
+
+
 class NoBookingOnFailure(MemoryFile):
     """update_usage that skips the swap booking when the scan fails (the seed defers it)."""
 
@@ -583,27 +715,130 @@ class GivesUp(MemoryFile):
             raise
 
 
-BROKEN: list[tuple[Callable[[], None], str]] = [
-    (lambda: ftruncate_fails(kernel=SwallowingKernel), "ftruncate error swallowed"),
-    (lambda: mmap_fails_in_allocate_with_manual_zeroing(ForgetsGrowth), "growth forgotten"),
-    (lambda: mmap_fails_in_map_internal(SwallowsMapFailure), "map error swallowed"),
-    (lambda: mmap_fails_in_allocate_and_fill(LeakyFill), "allocation leaked"),
-    (lambda: fallocate_fails_in_decommit(MarksDespiteFailure), "marked despite the error"),
-    (lambda: fallocate_fails_in_the_reclaimer(SkipsZeroing), "not zeroed by hand"),
-    (lambda: the_reclaimer_can_neither_punch_nor_zero(SwallowsZeroFailure), "reclaimed anyway"),
-    (lambda: mincore_fails_in_update_usage(NoBookingOnFailure), "no booking (mincore)"),
-    (lambda: mmap_fails_in_update_usage(NoBookingOnFailure), "no booking (mmap)"),
-    (lambda: the_reader_fails_midway(SwallowsReaderError), "reader error dropped"),
-    (lambda: evict_raises_without_threads(SwallowsEvictError), "evict error hidden"),
-    (lambda: evict_raises_on_the_eviction_thread(GivesUp), "evictor gives up"),
-    (lambda: rlimit_fsize_stops_growth(broken=True), "EFBIG swallowed"),
+def _ok_not(spec: str) -> str:
+    """The message of ``Pair.both`` when impl succeeded where the spec did ``spec`` (a regex)."""
+    return rf"impl did \('ok', .*\), the spec {spec}"
+
+
+FILE_END = CHUNK_SIZE
+"""The end of a one-chunk file, where the first allocation goes (allocation is top-down)."""
+
+BROKEN: list[tuple[str, Callable[[], None], str]] = [
+    (
+        "ftruncate error swallowed",
+        lambda: ftruncate_fails(kernel=SwallowingKernel),
+        _ok_not(re.escape(repr(raised(errno.ENOSPC)))),
+    ),
+    (
+        "growth forgotten",
+        lambda: mmap_fails_in_allocate_with_manual_zeroing(ForgetsGrowth),
+        rf"file_size: impl has 0, the spec {CHUNK_SIZE}",
+    ),
+    (
+        "map error swallowed",
+        lambda: mmap_fails_in_map_internal(SwallowsMapFailure),
+        r"impl did \('ok', \[\]\), the spec " + re.escape(repr(raised(errno.ENOMEM))),
+    ),
+    (
+        "allocation leaked",
+        lambda: mmap_fails_in_allocate_and_fill(LeakyFill),
+        # impl still holds the fill's pages, referenced; the spec freed them.
+        r"usage: impl has "
+        + re.escape(
+            f"(({FileRange(FILE_END - 2 * P, FILE_END)!r}, {ANON!r}, 1, False),), the spec "
+            f"(({FileRange(FILE_END - 2 * P, FILE_END)!r}, {MemoryKind.SYSTEM!r}, 0, False),)"
+        ),
+    ),
+    (
+        "marked despite the error",
+        lambda: fallocate_fails_in_decommit(MarksDespiteFailure),
+        # impl forgot that the written page is committed; the spec still knows.
+        r"usage: impl has "
+        + re.escape(f"(({FileRange(FILE_END - 2 * P, FILE_END)!r}, {ANON!r}, 1, False),)")
+        + r", the spec "
+        + re.escape(f"(({FileRange(FILE_END - 2 * P, FILE_END - P)!r}, {ANON!r}, 1, True), ")
+        + ".*",
+    ),
+    (
+        "not zeroed by hand",
+        lambda: fallocate_fails_in_the_reclaimer(SkipsZeroing),
+        rf"impl did \('ok', <{3 * P} bytes, {3 * P} not zero: .*>\), "
+        rf"the spec \('ok', <{3 * P} bytes, 0 not zero: .*>\)",
+    ),
+    (
+        "reclaimed anyway",
+        lambda: the_reclaimer_can_neither_punch_nor_zero(SwallowsZeroFailure),
+        _ok_not(re.escape(repr(raised(errno.ENOMEM)))),
+    ),
+    (
+        "reclaimed anyway (thread)",
+        lambda: the_reclaimer_thread_can_neither_punch_nor_zero(SwallowsZeroFailure),
+        r"reclaim after the double fault returned \[\]",
+    ),
+    (
+        "file kept after the failure",
+        lambda: the_reclaimer_can_neither_punch_nor_zero(KeepsTheFile),
+        "descriptors of the memfd outlived destroy",
+    ),
+    (
+        "file kept after the failure (thread)",
+        lambda: the_reclaimer_thread_can_neither_punch_nor_zero(KeepsTheFile),
+        "descriptors of the memfd outlived destroy",
+    ),
+    (
+        "no booking (mincore)",
+        lambda: mincore_fails_in_update_usage(NoBookingOnFailure),
+        # The unscanned page is booked as swap (System) by the spec, not by impl.
+        r"accounting: impl has \(\(<MemoryKind.SYSTEM: 0>, 0\), .*"
+        rf"the spec \(\(<MemoryKind.SYSTEM: 0>, {P}\), .*",
+    ),
+    (
+        "no booking (mmap)",
+        lambda: mmap_fails_in_update_usage(NoBookingOnFailure),
+        r"accounting: impl has \(\(<MemoryKind.SYSTEM: 0>, 0\), .*"
+        rf"the spec \(\(<MemoryKind.SYSTEM: 0>, {P}\), .*",
+    ),
+    (
+        "reader error dropped",
+        lambda: the_reader_fails_midway(SwallowsReaderError),
+        r"impl did \('ok', \(FileRange\(.*\), None, None\)\), "
+        rf"the spec \('ok', \(FileRange\(.*\), 'OSError', {errno.EIO}\)\)",
+    ),
+    (
+        "evict error hidden",
+        lambda: evict_raises_without_threads(SwallowsEvictError),
+        _ok_not(re.escape("('RuntimeError', None)")),
+    ),
+    (
+        "evictor gives up",
+        lambda: evict_raises_on_the_eviction_thread(GivesUp),
+        r"delivered " + re.escape(repr(RANGES[-1:])),
+    ),
+    (
+        "evict error not logged",
+        lambda: evict_raises_on_the_eviction_thread(SwallowsEvictError),
+        r"logged \[\]",
+    ),
+    (
+        "EFBIG swallowed",
+        lambda: rlimit_fsize_stops_growth(broken=True),
+        # The child's report: no EFBIG, the file grew past the limit, the spec disagrees.
+        "the child reported "
+        + re.escape(repr({"errno": None, "size": 2 * CHUNK_SIZE, "agree": False, "later": True})),
+    ),
 ]
 
 
-@pytest.mark.parametrize("check", [c for c, _ in BROKEN], ids=[name for _, name in BROKEN])
-def test_each_check_fails_on_a_broken_build(check: Callable[[], None]) -> None:
-    with pytest.raises(AssertionError):
+@pytest.mark.parametrize(("check", "reason"), [b[1:] for b in BROKEN], ids=[b[0] for b in BROKEN])
+def test_each_check_fails_on_a_broken_build(check: Callable[[], None], reason: str) -> None:
+    """The check fails, and for the reason the broken part gives (not some other assertion).
+
+    ``reason`` must match the failure's message up to its first line's end (pytest appends
+    its own explanation below).
+    """
+    with pytest.raises(AssertionError, match=rf"\A(?:{reason})(?:\n|\Z)") as failure:
         check()
+    assert failure.type is AssertionError  # not an InvariantViolation (a subclass)
 
 
 # --- The differential machine's fault rule has teeth ------------------------------------------
@@ -630,5 +865,11 @@ def test_the_differential_machine_under_faults_catches_the_allocate_and_fill_lea
 
     drive(DifferentialMachine())  # the real build: both sides raise ENOMEM and agree
     broken = type("Leaky", (DifferentialMachine,), {"make_impl": staticmethod(leaky)})
-    with pytest.raises(AssertionError):
+    leaked = FileRange(FILE_END - P, FILE_END)
+    # The implementation still holds the page the fill allocated; the spec freed it.
+    with pytest.raises(AssertionError, match=r"\Ausage: the implementation has ") as failure:
         drive(broken())
+    assert str(failure.value) == (
+        f"usage: the implementation has (({leaked!r}, {MemoryKind.PAGE_CACHE!r}, 1, False),), "
+        f"the spec (({leaked!r}, {MemoryKind.SYSTEM!r}, 0, False),)"
+    )

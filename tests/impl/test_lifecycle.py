@@ -5,12 +5,15 @@ Worker threads allocate, fill (through views, ``write`` and
 evictable tenant whose ``evict`` is slow and calls back into the file, while
 the reclaimer, the eviction threads and (with memcg pressure) the pressure
 watcher run; then ``destroy`` is called, at a varied moment, sometimes from
-two threads at once. Afterwards nothing crashed (the workers saw only
-``UseAfterDestroy`` from the allocator, no thread of the file raised or
-logged an error), every thread the file started has ended and every worker
-stops, the memfd is closed, every chunk mapping is gone once the last view is
-released (a view held over destroy keeps exactly its chunk until then),
-later calls raise ``UseAfterDestroy``, and a second ``destroy`` is harmless.
+two threads at once (with memcg pressure the workers also fire the file's
+pressure source, an eventfd: no memory cgroup is needed). Afterwards nothing
+crashed (the workers saw only ``UseAfterDestroy`` from the allocator, and
+only once destroy had begun; no thread of the file raised or logged an
+error, whatever level a test module set the "impl" loggers to), every thread
+the file started has ended and every worker stops, the memfd is closed,
+every chunk mapping is gone once the last view is released (a view held over
+destroy keeps exactly its chunk until then), later calls raise
+``UseAfterDestroy``, and a second ``destroy`` is harmless.
 
 The last sections show the check fails for builds that break one of these,
 and pin down the interleaving where ``destroy`` runs between a method's
@@ -25,10 +28,9 @@ import os
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from typing import Literal
 
 import pytest
 from hypothesis import given, settings
@@ -43,31 +45,45 @@ from spec.vocabulary import (
     READ,
     WRITE,
     BytesReader,
-    DelayedEviction,
     EvictableRange,
     FileRange,
+    HostFaults,
     MemoryFileOpts,
     MemoryKind,
 )
 from tests.figures import FIGURES
-from tests.impl.leaks import examples, fds_of, identity, maps_of, pgalloc_threads, secret
+from tests.impl.leaks import (
+    MODE_OPTS,
+    Build,
+    ManualSource,
+    Mode,
+    examples,
+    fds_of,
+    identity,
+    maps_of,
+    pgalloc_threads,
+    secret,
+    wants_pressure,
+)
 
 ANON = MemoryKind.ANONYMOUS
 KINDS = [MemoryKind.ANONYMOUS, MemoryKind.PAGE_CACHE, MemoryKind.TMPFS]
 
-Mode = Literal["disabled", "enabled", "enabled-memcg", "manual"]
 
-MODE_OPTS: dict[Mode, MemoryFileOpts] = {
-    "disabled": MemoryFileOpts(DelayedEviction.DISABLED),
-    "enabled": MemoryFileOpts(DelayedEviction.ENABLED),
-    "enabled-memcg": MemoryFileOpts(DelayedEviction.ENABLED, use_host_memcg_pressure=True),
-    "manual": MemoryFileOpts(DelayedEviction.MANUAL),
-}
+def impl_loggers() -> list[logging.Logger]:
+    """The "impl" logger and every logger below it that exists so far."""
+    names = [name for name in logging.Logger.manager.loggerDict if name.startswith("impl.")]
+    return [logging.getLogger("impl"), *map(logging.getLogger, sorted(names))]
 
 
 @contextmanager
 def recording_failures(failures: list[str]) -> Iterator[None]:
-    """Record what any thread raises unhandled, and every error the allocator logs."""
+    """Record what any thread raises unhandled, and every error the allocator logs.
+
+    For its duration the "impl" loggers let ERROR through whatever level a
+    test module set them to (test_faults raises "impl" to CRITICAL at import);
+    their levels are restored after.
+    """
 
     class Recorder(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
@@ -78,8 +94,19 @@ def recording_failures(failures: list[str]) -> Iterator[None]:
         failures.append(f"thread {name} raised {args.exc_value!r}")
 
     logger = logging.getLogger("impl")
+    loggers = impl_loggers()
+    saved = [(each, each.level, each.disabled, each.propagate) for each in loggers]
+    disabled_below = logging.root.manager.disable
     recorder = Recorder(logging.ERROR)
     previous_hook = threading.excepthook
+    for each in loggers:
+        if each.getEffectiveLevel() > logging.ERROR:
+            each.setLevel(logging.ERROR)
+        each.disabled = False
+        if each is not logger:
+            each.propagate = True  # up to the recorder on "impl"
+    if disabled_below >= logging.ERROR:
+        logging.disable(logging.ERROR - 1)
     logger.addHandler(recorder)
     threading.excepthook = hook
     try:
@@ -87,18 +114,41 @@ def recording_failures(failures: list[str]) -> Iterator[None]:
     finally:
         threading.excepthook = previous_hook
         logger.removeHandler(recorder)
+        logging.disable(disabled_below)
+        for each, level, disabled, propagate in saved:
+            each.setLevel(level)
+            each.disabled = disabled
+            each.propagate = propagate
 
 
 # --- The workload --------------------------------------------------------------------------
 
 
+class Run:
+    """What the threads of one run share: the file, what went wrong, when destroy began."""
+
+    def __init__(self, f: MemoryFile, pressure: ManualSource | None, failures: list[str]) -> None:
+        self.f = f
+        self.pressure = pressure
+        """The file's pressure source, which the workers fire (memcg pressure only)."""
+        self.failures = failures
+        self.destroying = threading.Event()
+        """Set just before the first destroy call: UseAfterDestroy is legitimate only after."""
+
+    def destroyed(self, who: str) -> None:
+        """``who`` caught UseAfterDestroy: a failure unless destroy had begun."""
+        if not self.destroying.is_set():
+            self.failures.append(f"{who}: UseAfterDestroy before destroy began")
+
+
 class Tenant:
     """An evictable user: ``evict`` waits ``delay`` s, then gives its range back (dec_ref)."""
 
-    def __init__(self, f: MemoryFile, delay: float, failures: list[str]) -> None:
-        self.f = f
+    def __init__(self, run: Run, delay: float) -> None:
+        self.run = run
+        self.f = run.f
         self.delay = delay
-        self.failures = failures
+        self.failures = run.failures
         self.ranges: dict[EvictableRange, FileRange] = {}
         self.lock = threading.Lock()
         self.next = 0
@@ -122,16 +172,17 @@ class Tenant:
                 with self.lock:
                     self.given_back += 1
         except UseAfterDestroy:
-            pass  # the file went meanwhile: nothing to give back
+            self.run.destroyed(f"evict {er}")  # the file went meanwhile: nothing to give back
         except Exception as error:
             self.failures.append(f"evict {er}: {error!r}")
 
 
-def work(f: MemoryFile, seed: int, tenant: Tenant, failures: list[str], rounds: list[int]) -> None:
+def work(run: Run, seed: int, tenant: Tenant, rounds: list[int]) -> None:
     """Use the file as a client would, until it is destroyed (UseAfterDestroy).
 
     Appends to ``rounds`` how many allocations it made and let go of.
     """
+    f, failures = run.f, run.failures
     rng = random.Random(seed)
     done = 0
     try:
@@ -156,17 +207,18 @@ def work(f: MemoryFile, seed: int, tenant: Tenant, failures: list[str], rounds: 
                     f.write(fr.start, data)
             if f.read(fr) != data:
                 failures.append(f"worker {seed}: {fr} lost its data")
-            share(f, fr, rng, tenant)
+            share(run, fr, rng, tenant)
             done += 1
     except UseAfterDestroy:
-        pass
+        run.destroyed(f"worker {seed}")
     except Exception as error:
         failures.append(f"worker {seed}: {error!r}")
     rounds.append(done)
 
 
-def share(f: MemoryFile, fr: FileRange, rng: random.Random, tenant: Tenant) -> None:
+def share(run: Run, fr: FileRange, rng: random.Random, tenant: Tenant) -> None:
     """Let go of ``fr`` one way or another, with some background work on the side."""
+    f = run.f
     choice = rng.randrange(6)
     if choice == 0:
         tenant.take(fr)
@@ -182,6 +234,8 @@ def share(f: MemoryFile, fr: FileRange, rng: random.Random, tenant: Tenant) -> N
     elif choice == 4:
         f.start_evictions()
         f.memcg_pressure()
+        if run.pressure is not None:
+            run.pressure.fire()  # and through the pressure watcher's thread
     else:
         f.reclaim()
         f.committed_ranges()
@@ -266,15 +320,18 @@ SCENARIOS = st.builds(
 )
 
 
-@dataclass(frozen=True)
-class Build:
-    """The allocator under test: the real one, or one with a part deliberately broken."""
+class Patient(MemoryFile):
+    """A broken build whose defect shows before destroy: destroy_mid_flight begins
+    destroying it only once a failure has been recorded (or 10 s have passed)."""
 
-    file: type[MemoryFile] = MemoryFile
-    kernel: type[Kernel] = Kernel
 
-    def make(self, opts: MemoryFileOpts) -> MemoryFile:
-        return self.file(opts, kernel=self.kernel(), accounting=MemoryAccounting())
+def wait_for(condition: Callable[[], object], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.001)
+    return True
 
 
 def destroy_mid_flight(build: Build, scenario: Scenario) -> None:
@@ -283,25 +340,29 @@ def destroy_mid_flight(build: Build, scenario: Scenario) -> None:
     failures: list[str] = []
     rounds: list[int] = []
     with recording_failures(failures):
-        f = build.make(replace(MODE_OPTS[scenario.mode], manual_zeroing=scenario.manual_zeroing))
+        opts = replace(MODE_OPTS[scenario.mode], manual_zeroing=scenario.manual_zeroing)
+        pressure = ManualSource() if wants_pressure(opts) else None
+        f = build.make(opts, pressure=pressure)
+        run = Run(f, pressure, failures)
         fd, file = f.fd(), identity(f.fd())
         held = None
         if scenario.hold_view:
             fr = f.allocate(PAGE_SIZE, ANON)
             (held,) = f.map_internal(fr, WRITE)
-        tenant = Tenant(f, scenario.evict_delay_us / 1e6, failures)
+        tenant = Tenant(run, scenario.evict_delay_us / 1e6)
         workers = [
             threading.Thread(
-                target=work,
-                args=(f, scenario.seed + n, tenant, failures, rounds),
-                name=f"worker-{n}",
+                target=work, args=(run, scenario.seed + n, tenant, rounds), name=f"worker-{n}"
             )
             for n in range(scenario.workers)
         ]
         for worker in workers:
             worker.start()
         time.sleep(scenario.destroy_after_us / 1e6)
+        if isinstance(f, Patient):
+            wait_for(lambda: failures, 10)
         second = threading.Thread(target=f.destroy, name="second-destroy")
+        run.destroying.set()
         if scenario.twice_at_once:
             second.start()
         f.destroy()
@@ -314,7 +375,7 @@ def destroy_mid_flight(build: Build, scenario: Scenario) -> None:
                 worker.join(10)
         assert not any(w.is_alive() for w in workers), "a worker did not stop"
         check_unmapped(file, held)
-    assert failures == []
+    assert failures == [], f"failures: {failures}"
     FIGURES["destroys mid-flight"] += 1
     FIGURES["client rounds before destroy"] += sum(rounds)
     FIGURES["evictions given back"] += tenant.given_back
@@ -360,8 +421,8 @@ class KeepFd(Kernel):
 class KeepMappings(Kernel):
     """Broken: unmapping a chunk keeps it mapped (it is kept here)."""
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, faults: HostFaults = HostFaults()) -> None:
+        super().__init__(faults)
         self.kept: list[ChunkMapping] = []
 
     def unmap_chunk(self, mapping: ChunkMapping) -> bool:
@@ -413,6 +474,63 @@ def test_the_check_finds_chunks_left_mapped() -> None:
     for mapping in kernel.kept:
         assert Kernel().unmap_chunk(mapping)
     check_unmapped(file, None)
+
+
+class SpuriousUseAfterDestroy(Patient):
+    """Broken: ``allocate`` raises UseAfterDestroy on its third call, the file still live."""
+
+    calls = 0
+
+    def allocate(self, length: int, kind: MemoryKind) -> FileRange:
+        with self._mu:
+            self.calls += 1
+            spurious = self.calls == 3
+        if spurious:
+            raise UseAfterDestroy("spurious")
+        return super().allocate(length, kind)
+
+
+class FailingEviction(Patient):
+    """Broken: delivering a range to its user raises (an ``evict`` that raises does the same).
+
+    The eviction thread logs "evicting ... failed" at ERROR.
+    """
+
+    def _deliver(self, user: Hashable, er: EvictableRange) -> None:
+        raise RuntimeError("broken evict")
+
+
+QUICK = Scenario(
+    mode="disabled",  # marking a range evictable starts its eviction at once
+    manual_zeroing=False,
+    workers=2,
+    evict_delay_us=0,
+    destroy_after_us=0,
+    twice_at_once=False,
+    hold_view=False,
+    seed=1,
+)
+
+
+def test_the_check_finds_a_use_after_destroy_before_destroy() -> None:
+    with pytest.raises(AssertionError, match=r"worker \d: UseAfterDestroy before destroy began"):
+        destroy_mid_flight(Build(SpuriousUseAfterDestroy), QUICK)
+
+
+@pytest.mark.parametrize("raised", ["impl", "impl.reclaimer"])
+def test_the_check_finds_an_eviction_error_logged_while_impl_logs_only_critical(
+    raised: str,
+) -> None:
+    """The eviction thread's error is recorded even if a module raised the loggers' level."""
+    logger = logging.getLogger(raised)
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)  # as tests/impl/test_faults.py does at import
+    try:
+        with pytest.raises(AssertionError, match=r"logged: evicting .* failed"):
+            destroy_mid_flight(Build(FailingEviction), QUICK)
+        assert logger.level == logging.CRITICAL, "recording_failures did not restore the level"
+    finally:
+        logger.setLevel(level)
 
 
 # --- Destroy between a method's liveness check and its use of the mappings -----------------

@@ -34,6 +34,7 @@ from spec.vocabulary import (
     MemoryFileOpts,
     MemoryKind,
 )
+from tests.impl.leaks import identity, maps_of, open_fds, pgalloc_threads
 
 ANON = MemoryKind.ANONYMOUS
 
@@ -258,7 +259,7 @@ def test_committed_ranges_unmaps_the_chunks_it_maps_even_when_mincore_fails() ->
     with manual_file(kernel=kernel) as f:
         fr = f.allocate(PAGE_SIZE, ANON)
         os.pwrite(f.fd(), b"x", fr.start)  # data in a chunk the file has not mapped
-        inode = os.fstat(f.fd()).st_ino
+        inode = identity(f.fd())
         assert maps_of(inode) == []
         kernel.faults = HostFaults(mincore=errno.EIO)
         with pytest.raises(OSError) as failed:
@@ -472,19 +473,6 @@ def test_concurrent_clients_keep_their_data() -> None:
 # --- Destroy -------------------------------------------------------------------------------------
 
 
-def open_fds() -> set[str]:
-    return set(os.listdir("/proc/self/fd"))
-
-
-def maps_of(inode: int) -> list[str]:
-    with open("/proc/self/maps") as maps:
-        return [line for line in maps if len(line.split()) > 4 and line.split()[4] == str(inode)]
-
-
-def pgalloc_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name.startswith("pgalloc-")]
-
-
 class SlowUser:
     """An evictable user whose evict takes a while (so destroy meets a running evictor)."""
 
@@ -502,7 +490,7 @@ def test_destroy_leaves_no_fd_mapping_or_thread() -> None:
     fds_before, threads_before = open_fds(), pgalloc_threads()
     opts = MemoryFileOpts(DelayedEviction.ENABLED, use_host_memcg_pressure=True)
     f = MemoryFile(opts, accounting=MemoryAccounting())  # reclaimer + memcg pressure watcher
-    inode = os.fstat(f.fd()).st_ino
+    inode = identity(f.fd())
     fr = f.allocate(CHUNK_SIZE + PAGE_SIZE, ANON)  # two chunks
     touch(f, FileRange(fr.start, fr.start + PAGE_SIZE))
     touch(f, FileRange(fr.end - PAGE_SIZE, fr.end))
@@ -532,7 +520,7 @@ def test_a_view_held_over_destroy_keeps_only_its_chunk_until_released(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     f = manual_file()
-    inode = os.fstat(f.fd()).st_ino
+    inode = identity(f.fd())
     fr = f.allocate(PAGE_SIZE, ANON)
     (view,) = f.map_internal(fr, WRITE)
     with caplog.at_level(logging.WARNING, logger="impl"):

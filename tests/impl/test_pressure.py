@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
-import select
 import signal
 import subprocess
 import sys
@@ -31,37 +31,16 @@ from impl import (
 from impl.kernel import Kernel
 from impl.pressure import (
     PressureWatcher,
-    Registration,
     _mounts,
     current_cgroup_v2_dir,
     current_memcg_v1_dir,
 )
 from models.profiles import selected_profile
 from spec.vocabulary import DelayedEviction, EvictableRange, MemoryFileOpts
+from tests.impl.leaks import ManualSource, open_fds
 
 REPO = Path(__file__).resolve().parents[2]
 MEMCG = MemoryFileOpts(DelayedEviction.ENABLED, use_host_memcg_pressure=True)
-
-
-class ManualSource(PressureSource):
-    """A source the test triggers by writing to an eventfd."""
-
-    def __init__(self) -> None:
-        self.efd = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
-
-    def register(self, kernel: Kernel) -> list[Registration]:
-        def consume() -> bool:
-            os.eventfd_read(self.efd)
-            return True
-
-        return [Registration(self.efd, select.POLLIN, consume, (self.efd,))]
-
-    def fire(self) -> None:
-        os.eventfd_write(self.efd, 1)
-
-
-def open_fds() -> set[str]:
-    return set(os.listdir("/proc/self/fd"))
 
 
 def wait_until(condition: object, timeout: float = 5.0) -> bool:
@@ -522,7 +501,7 @@ def test_low_pressure_with_page_cache_starts_evictions_at_the_limit(
     ids=["low", "threshold"],
 )
 def test_removing_a_watched_cgroup_is_not_pressure_and_the_watcher_lives_on(
-    source: Callable[[str], PressureSource],
+    source: Callable[[str], PressureSource], caplog: pytest.LogCaptureFixture
 ) -> None:
     """Removing a v1 cgroup signals its eventfds once: that is no pressure (it
     was, for "low"), and the watcher goes on with its other sources (it died,
@@ -531,17 +510,31 @@ def test_removing_a_watched_cgroup_is_not_pressure_and_the_watcher_lives_on(
     before = open_fds()
     manual = ManualSource()
     calls: list[int] = []
+    caplog.set_level(logging.WARNING, logger="impl.pressure")
     with child_cgroup() as cgroup:
         watcher = PressureWatcher(
             AnyPressure((source(str(cgroup.path)), manual)), lambda: calls.append(1)
         )
     try:
-        time.sleep(0.1)  # the kernel signals removal from a work item
-        assert calls == []
+        gone = watcher._registrations[0].fd  # the removed cgroup's eventfd
+
+        def dropped() -> bool:
+            return any(
+                record.name == "impl.pressure"
+                and ("is gone" in record.msg or "no longer watched" in record.msg)
+                and isinstance(record.args, tuple)
+                and record.args[0] == gone
+                for record in caplog.records
+            )
+
+        # The kernel signals removal from a work item: wait until the watcher dropped the source.
+        assert wait_until(dropped), "the watcher never saw the cgroup's removal"
+        assert calls == [], "the removal was taken for pressure"
         manual.fire()
-        assert wait_until(lambda: calls == [1])
+        assert wait_until(lambda: calls == [1]), "the watcher stopped watching its other source"
     finally:
         watcher.stop()
+    assert calls == [1]  # the watcher has ended: nothing else came
     assert open_fds() == before
     assert our_test_cgroups(base) == []
 

@@ -28,7 +28,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from impl import Kernel, MemoryAccounting, MemoryFile
+from impl import Kernel, MemoryFile
 from spec.memory_file import SpecMemoryFile
 from spec.vocabulary import (
     CHUNK_SIZE,
@@ -38,7 +38,6 @@ from spec.vocabulary import (
     READ,
     WRITE,
     BytesReader,
-    DelayedEviction,
     EvictableRange,
     FileRange,
     HostFaults,
@@ -46,7 +45,7 @@ from spec.vocabulary import (
     MemoryKind,
 )
 from tests.figures import FIGURES
-from tests.impl.leaks import assert_reads_zero, examples, overlap, secret
+from tests.impl.leaks import MODE_OPTS, Build, Mode, assert_reads_zero, examples, overlap, secret
 
 ANON = MemoryKind.ANONYMOUS
 HUGE_PAGES = HUGE_PAGE_SIZE // PAGE_SIZE
@@ -98,25 +97,14 @@ class TalliedKernel(Kernel):
         super().punch_hole(fd, offset, length)
 
 
-@dataclass(frozen=True)
-class Build:
-    """The allocator under test: the real one, or one with a part deliberately broken."""
-
-    file: type[MemoryFile] = MemoryFile
-    kernel: type[Kernel] = TalliedKernel
-
-    def make(
-        self, path: Path, *, background: bool, opts: MemoryFileOpts = MemoryFileOpts()
-    ) -> MemoryFile:
-        return self.file(
-            path.opts(opts),
-            background=background,
-            kernel=self.kernel(path.faults()),
-            accounting=MemoryAccounting(),
-        )
+def make(
+    build: Build, path: Path, *, background: bool, opts: MemoryFileOpts = MemoryFileOpts()
+) -> MemoryFile:
+    """A file of ``build`` with ``opts`` on ``path`` (its zeroing, its injected punch fault)."""
+    return build.make(path.opts(opts), background=background, faults=path.faults())
 
 
-REAL = Build()
+REAL = Build(kernel=TalliedKernel)
 
 
 def twin(
@@ -268,7 +256,7 @@ REUSE_PLANS = st.builds(
 
 def check_reuse(build: Build, path: Path, driver: Driver, plan: ReusePlan) -> None:
     """Secrets freed (wholly or in part) and reclaimed never reach a new allocation."""
-    f = build.make(path, background=driver != "manual")
+    f = make(build, path, background=driver != "manual")
     spec = twin(path, driver)
     try:
         secrets = []
@@ -315,7 +303,7 @@ def check_decommit(
     With the punch failing, ``decommit`` raises its errno and changes nothing:
     the observation, and the data, stay (manual zeroing does not punch).
     """
-    f = build.make(path, background=driver != "manual")
+    f = make(build, path, background=driver != "manual")
     spec = twin(path, driver)
     try:
         fr = put_secret(f, spec, pages * PAGE_SIZE, fill, seed=7)
@@ -387,16 +375,6 @@ class Evictee:
             self.release(fr)
 
 
-Mode = Literal["disabled", "enabled", "enabled-memcg", "manual"]
-
-MODE_OPTS: dict[Mode, MemoryFileOpts] = {
-    "disabled": MemoryFileOpts(DelayedEviction.DISABLED),
-    "enabled": MemoryFileOpts(DelayedEviction.ENABLED),
-    "enabled-memcg": MemoryFileOpts(DelayedEviction.ENABLED, use_host_memcg_pressure=True),
-    "manual": MemoryFileOpts(DelayedEviction.MANUAL),
-}
-
-
 def evict(target: MemoryFile | SpecMemoryFile, mode: Mode) -> None:
     """Start the evictions as ``mode`` starts them, and wait until they are done."""
     if mode == "enabled-memcg":
@@ -417,7 +395,7 @@ def check_evicted_reuse(
     evictable; evictions start as ``mode`` starts them (at marking, when the
     reclaimer runs dry, on memcg pressure, on ``start_evictions``).
     """
-    f = build.make(path, background=driver != "manual", opts=MODE_OPTS[mode])
+    f = make(build, path, background=driver != "manual", opts=MODE_OPTS[mode])
     spec = twin(path, driver, MODE_OPTS[mode])
     users = [Evictee(f.dec_ref)] + ([Evictee(spec.dec_ref)] if spec is not None else [])
     try:
@@ -477,7 +455,7 @@ def check_boundary_reuse(
     pages across a boundary has at least 1 GiB allocated. The same zeroing
     across chunks runs when a punch fails.)
     """
-    f = build.make(path, background=driver != "manual")
+    f = make(build, path, background=driver != "manual")
     spec = twin(path, driver)
     try:
         boundary, before, after = hole
@@ -573,7 +551,7 @@ def check_fill_reuse(build: Build, path: Path, driver: Driver, case: FillCase) -
     filled page, the pages never reached, whatever a scribbling reader wrote
     there) is freed at once, and once reclaimed reads zero when reused.
     """
-    f = build.make(path, background=driver != "manual")
+    f = make(build, path, background=driver != "manual")
     spec = twin(path, driver)
     try:
         length = case.pages * PAGE_SIZE
@@ -640,9 +618,11 @@ class LyingPunch(TalliedKernel):
 
 
 BROKEN = [
-    pytest.param(Build(SkipPunch), PUNCH, id="reclaim-skips-the-punch"),
-    pytest.param(Build(NoZeroing), MANUAL_ZEROING, id="manual-zeroing-writes-nothing"),
-    pytest.param(Build(NoZeroing), PUNCH_EIO, id="fallback-zeroing-writes-nothing"),
+    pytest.param(Build(SkipPunch, TalliedKernel), PUNCH, id="reclaim-skips-the-punch"),
+    pytest.param(
+        Build(NoZeroing, TalliedKernel), MANUAL_ZEROING, id="manual-zeroing-writes-nothing"
+    ),
+    pytest.param(Build(NoZeroing, TalliedKernel), PUNCH_EIO, id="fallback-zeroing-writes-nothing"),
     pytest.param(Build(kernel=LyingPunch), PUNCH, id="punch-does-nothing"),
 ]
 
@@ -664,7 +644,9 @@ def test_the_reuse_check_finds_the_leak_of_a_broken_build(
     ("build", "path"),
     [
         pytest.param(Build(kernel=LyingPunch), PUNCH, id="punch-does-nothing"),
-        pytest.param(Build(NoZeroing), MANUAL_ZEROING, id="manual-zeroing-writes-nothing"),
+        pytest.param(
+            Build(NoZeroing, TalliedKernel), MANUAL_ZEROING, id="manual-zeroing-writes-nothing"
+        ),
     ],
 )
 def test_the_decommit_check_finds_the_leak_of_a_broken_build(build: Build, path: Path) -> None:

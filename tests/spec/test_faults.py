@@ -14,7 +14,7 @@ from dataclasses import replace
 
 import pytest
 
-from spec import allocator, usage
+from spec import usage
 from spec.invariants import check_invariants
 from spec.memory_file import SpecMemoryFile
 from spec.rangemap import range_set
@@ -32,6 +32,7 @@ from spec.vocabulary import (
     MemoryFileOpts,
     MemoryKind,
 )
+from tests.impl.helpers import FailingUser
 
 P = PAGE_SIZE
 ANON = MemoryKind.ANONYMOUS
@@ -51,7 +52,7 @@ def test_allocate_with_ftruncate_failing_changes_nothing() -> None:
     f = SpecMemoryFile()
     f.allocate(P, ANON)
     f.faults = HostFaults(truncate=errno.ENOSPC)
-    assert f.allocate(P, ANON)  # fits in the file: no ftruncate
+    assert f.allocate(P, ANON) == FileRange(CHUNK_SIZE - 2 * P, CHUNK_SIZE - P)  # no ftruncate
     before = f.state
     with raises_errno(errno.ENOSPC):
         f.allocate(CHUNK_SIZE, ANON)  # must grow the file
@@ -73,7 +74,8 @@ def test_allocate_with_manual_zeroing_and_mmap_failing_keeps_the_grown_file() ->
     fr = f.allocate(P, ANON)
     assert fr == FileRange(CHUNK_SIZE - P, CHUNK_SIZE)
     f.faults = HostFaults(map=errno.ENOMEM)
-    assert f.allocate(P, ANON)  # its chunk is mapped now: no mmap, no failure
+    # Its chunk is mapped now: no mmap, no failure.
+    assert f.allocate(P, ANON) == FileRange(CHUNK_SIZE - 2 * P, CHUNK_SIZE - P)
     check_invariants(f.state)
 
 
@@ -236,8 +238,7 @@ def test_the_reclaimer_stops_when_it_can_neither_punch_nor_zero() -> None:
 
 
 def test_the_reclaimer_zeroes_a_mapped_chunk_even_when_mmap_fails() -> None:
-    f = SpecMemoryFile(faults=HostFaults(punch=errno.EIO, map=errno.ENOMEM))
-    f.faults = NO_FAULTS
+    f = SpecMemoryFile()
     fr = f.allocate(P, ANON)
     f.map_internal(fr, WRITE)
     f.faults = HostFaults(punch=errno.EIO, map=errno.ENOMEM)
@@ -246,31 +247,15 @@ def test_the_reclaimer_zeroes_a_mapped_chunk_even_when_mmap_fails() -> None:
     check_invariants(f.state)
 
 
-class FailingUser:
-    def __init__(self) -> None:
-        self.delivered: list[EvictableRange] = []
-
-    def evict(self, er: EvictableRange) -> None:
-        self.delivered.append(er)
-        if len(self.delivered) == 1:
-            raise RuntimeError("evict failed")
-
-
 def test_an_evict_that_raises_propagates_and_the_next_run_goes_on() -> None:
     f = SpecMemoryFile()
     user = FailingUser()
     f.mark_evictable(user, EvictableRange(0, 1))
     f.mark_evictable(user, EvictableRange(2, 3))
     f.start_evictions()
-    with pytest.raises(RuntimeError):
+    with pytest.raises(RuntimeError, match=r"^evict failed$"):
         f.run_evictions()
     assert user.delivered == [EvictableRange(2, 3)]  # taken off before Evict ran
     check_invariants(f.state)
     assert f.run_evictions() == [(user, EvictableRange(0, 1))]
     assert f.state.evictable == ()
-
-
-def test_the_split_allocate_is_the_whole_allocate() -> None:
-    state = allocator.new_memory_file(MANUAL_ZEROING)
-    grown, fr = allocator.find_and_grow(state, 2 * P, ANON)
-    assert allocator.allocate(state, 2 * P, ANON) == (allocator.take_range(grown, fr, ANON), fr)
