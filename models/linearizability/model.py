@@ -54,18 +54,20 @@ def _reclaim_find(state: State, faults: HostFaults, manual: object) -> tuple[Sta
     return state, _taken(state)
 
 
-def _reclaim_punch(state: State, faults: HostFaults, taken: object) -> tuple[State, object]:
+def _holds(state: State, step: ReclaimerStep, taken: object) -> bool:
+    """Whether the reclaimer is at ``step`` with the range ``taken``."""
     fr = state.reclaimer.range
-    if state.reclaimer.step is not ReclaimerStep.DECOMMITTING or fr is None or tuple(fr) != taken:
+    return state.reclaimer.step is step and fr is not None and tuple(fr) == taken
+
+
+def _reclaim_punch(state: State, faults: HostFaults, taken: object) -> tuple[State, object]:
+    if not _holds(state, ReclaimerStep.DECOMMITTING, taken):
         return state, IMPOSSIBLE
     return reclaimer.decommit_file(state, faults.punch), None
 
 
 def _reclaim_mark(state: State, faults: HostFaults, taken: object) -> tuple[State, object]:
-    fr = state.reclaimer.range
-    if state.reclaimer.step is not ReclaimerStep.MARKING_DECOMMITTED or fr is None:
-        return state, IMPOSSIBLE
-    if tuple(fr) != taken:
+    if not _holds(state, ReclaimerStep.MARKING_DECOMMITTED, taken):
         return state, IMPOSSIBLE
     state = reclaimer.mark_reclaimed(reclaimer.mark_range_decommitted(state))
     state = reclaimer.find_reclaimable(state)
