@@ -250,10 +250,21 @@ def growth_terminates(weakening: Weakening) -> Obligation:
         is_alignment(alignment),
         _reaches_growth(before, last_gap_start, length),
     )
+    # Where the seed's first doubling of ``before`` overflows, the spec has no
+    # growth size left and finds nothing; a variant that doubles anyway and
+    # returns a range at the size it reaches disagrees on the whole input.
+    entry = growth_entry(last_gap_start, length, alignment)
+    doubled = double(before, weakening)
+    disagrees = (
+        double(before).fails,
+        ~doubled.fails,
+        ~entry.fails,
+        growth_step(doubled.size, entry.minimum, length, alignment, weakening).returns,
+    )
     return Obligation.of_conjuncts(
         [is_file_size(start_size)],
         [starts, keeps],
-        (reachable,),
+        ((*reachable, *disagrees), reachable),
         _growth_case(before, last_gap_start, length, alignment, weakening),
     )
 

@@ -25,6 +25,8 @@ from models.proofs.seed import Weakening
 from models.proofs.smt import Bool, Model, Status, all_of, solve
 
 TIMEOUT_SECONDS = 60.0
+WITNESS_ATTEMPTS = 8
+"""Models asked of one witness tier before it is given up (each new one blocks the last)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,17 +133,7 @@ def discharge(
         return LemmaResult(lemma.name, weakening, Verdict.PROVED, seconds, {}, None)
     if answer.model is None:
         return LemmaResult(lemma.name, weakening, Verdict.UNKNOWN, seconds, {}, None)
-    # The first witness tier whose input the concrete run confirms (z3's model, and so
-    # whether a tier's input disagrees as a whole, can vary with the solver's history).
-    case = None
-    for tier in obligation.witnesses:
-        reached = solve((*refutation, *tier), timeout).model if tier else answer.model
-        if reached is not None:
-            found = obligation.case(reached)
-            case = case or found
-            if found.disagreement() is not None:
-                case = found
-                break
+    case = _witness(obligation, refutation, timeout)
     return LemmaResult(
         lemma.name,
         weakening,
@@ -150,3 +142,30 @@ def discharge(
         answer.model.assignment(),
         case,
     )
+
+
+def _witness(
+    obligation: Obligation, refutation: tuple[Bool, ...], timeout: float
+) -> SearchCase | None:
+    """A concrete input reaching a counterexample, one that disagrees as a whole if any tier has it.
+
+    Which model z3 returns depends on the solver's version and history, so a
+    model whose input the concrete run does not confirm is not final: it is
+    blocked (every model building the same input is ruled out) and the tier
+    asked again, up to ``WITNESS_ATTEMPTS`` times. Failing that, the first
+    input reached, even without a whole disagreement, is returned.
+    """
+    reached_first = None
+    for tier in obligation.witnesses:
+        blocked: list[Bool] = []
+        for _ in range(WITNESS_ATTEMPTS):
+            model = solve((*refutation, *tier, *blocked), timeout).model
+            if model is None:
+                break
+            reading = model.reading()
+            found = obligation.case(reading)
+            if found.disagreement() is not None:
+                return found
+            reached_first = reached_first or found
+            blocked.append(reading.excluded())
+    return reached_first

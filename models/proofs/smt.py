@@ -172,6 +172,10 @@ class Model:
         """The value of any term under the assignment (unconstrained variables read 0)."""
         return int(self._model.eval(w.term, model_completion=True).as_long())
 
+    def reading(self) -> Reading:
+        """This assignment, recording which terms are read (to block exactly those later)."""
+        return Reading(self._model)
+
     def assignment(self) -> dict[str, int]:
         """Every variable the solver assigned, by name."""
         values = {}
@@ -180,6 +184,30 @@ class Model:
             if z3.is_bv_value(value):
                 values[str(declaration.name())] = int(value.as_long())
         return dict(sorted(values.items()))
+
+
+class Reading(Model):
+    """A model that remembers the terms read from it and the values they had.
+
+    A concrete input built from a model depends only on the terms it reads;
+    :meth:`excluded` is the constraint "some read term has another value",
+    which rules out every model that would build the same input.
+    """
+
+    __slots__ = ("_read",)
+
+    def __init__(self, model: Any) -> None:
+        super().__init__(model)
+        self._read: list[tuple[Word, int]] = []
+
+    def value(self, w: Word) -> int:
+        got = super().value(w)
+        self._read.append((w, got))
+        return got
+
+    def excluded(self) -> Bool:
+        """Some term read so far differs from the value it was read with."""
+        return any_of(~term.eq(value) for term, value in self._read)
 
 
 class Status(Enum):

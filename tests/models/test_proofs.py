@@ -8,20 +8,23 @@ that the seed as written does not have.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import random
+from collections.abc import Callable, Iterator
 
 import pytest
+import z3
 from hypothesis import given
 from hypothesis import strategies as st
 
 from models.proofs import CHECKS, declarative, suite
 from models.proofs.cases import SearchCase
 from models.proofs.gap_lemmas import gap_step_agrees
-from models.proofs.growth_lemmas import growth_file_size
+from models.proofs.growth_lemmas import growth_file_size, growth_terminates
 from models.proofs.obligation import Lemma, LemmaResult, Obligation, Verdict, discharge
 from models.proofs.seed import DoesNotTerminate, Weakening, run_seed
-from models.proofs.smt import Status, const, solve, word
+from models.proofs.smt import Model, Status, const, solve, word
 from models.seed_loop import seed_find_available_range
 from models.spec_checks import random_search_input
 from spec.ranges import align_up, find_available_range, growth_sizes, top_fit
@@ -122,6 +125,48 @@ REFUTATIONS = [
 @pytest.mark.parametrize(("weakening", "name"), REFUTATIONS)
 def test_weakened_seed_is_refuted_concretely(weakening: Weakening, name: str) -> None:
     _refute(weakening, BY_NAME[name])
+
+
+@pytest.fixture
+def z3_seed() -> Iterator[Callable[[int], None]]:
+    """Sets z3's random seeds (so it picks other models), and restores the defaults."""
+
+    def reseed(seed: int) -> None:
+        z3.set_param("smt.random_seed", seed)
+        z3.set_param("sat.random_seed", seed)
+
+    yield reseed
+    reseed(0)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_refutations_are_concrete_whichever_model_z3_picks(
+    seed: int, z3_seed: Callable[[int], None]
+) -> None:
+    """The witness does not depend on the solver's history: other seeds, other models."""
+    z3_seed(seed)
+    for weakening, name in REFUTATIONS:
+        _refute(weakening, BY_NAME[name])
+
+
+def test_an_unconfirmed_witness_is_blocked_and_the_solver_asked_again() -> None:
+    """The first inputs reached agree with the spec; the search must not stop at them."""
+    real = growth_terminates(Weakening.NO_INT64_OVERFLOW_CHECK)
+    inputs: list[SearchCase] = []
+
+    def agreeing_at_first(model: Model) -> SearchCase:
+        case = real.case(model)
+        inputs.append(case)
+        if len(inputs) <= 2:  # as if the seed agreed here: the faithful loop does
+            return dataclasses.replace(case, weakening=Weakening.NONE)
+        return case
+
+    obligation = dataclasses.replace(real, case=agreeing_at_first)
+    result = discharge(Lemma("growth-terminates", lambda _: obligation))
+    assert result.case is not None
+    assert result.case.disagreement() is not None
+    assert len(inputs) >= 3
+    assert len(set(inputs)) == len(inputs)  # each model asked for blocks the inputs before
 
 
 def test_e61acfb5eaec_wraps_a_length_above_twice_the_file_size() -> None:
