@@ -1,0 +1,148 @@
+"""The layering rule, enforced on the source and at run time (docs/architecture.md, "Sharing").
+
+* ``spec`` imports nothing of ours; ``impl`` imports only ``impl`` and the
+  specification's vocabulary (``spec.vocabulary``, ``spec.errors``,
+  ``spec.arguments``); ``models`` imports ``spec``, ``impl`` and ``models``;
+  ``bench`` measures ``impl``; nothing outside ``tests`` imports ``tests``.
+* ``import impl`` in a fresh interpreter loads none of the specification's
+  state machine (``spec/__init__.py`` loads only the vocabulary).
+
+Every import counts, including those under ``TYPE_CHECKING`` and inside
+functions. Each checker is shown failing on an edited copy of the source.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import NamedTuple
+
+from tests.source_copy import ROOT, add_import, copy_source
+
+OURS = ("spec", "impl", "models", "tests", "bench")
+VOCABULARY = ("spec", "spec.vocabulary", "spec.errors", "spec.arguments")
+"""What ``impl`` may import of the specification (``spec`` itself loads only the vocabulary)."""
+
+
+class Import(NamedTuple):
+    importer: str
+    imported: str
+
+
+class Violation(NamedTuple):
+    importer: str
+    imported: str
+    rule: str
+
+
+def module_name(root: Path, path: Path) -> str:
+    parts = path.relative_to(root).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports_in(root: Path) -> list[Import]:
+    """Every import of one of our modules by one of our modules under ``root``.
+
+    ``from package import name`` counts as importing ``package.name`` when that is a module.
+    """
+    modules = {
+        module_name(root, path): path for package in OURS for path in (root / package).rglob("*.py")
+    }
+    found = []
+    for importer, path in sorted(modules.items()):
+        is_package = path.name == "__init__.py"
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            targets: list[str] = []
+            if isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:  # relative: resolve against the importer's package
+                    package = importer.split(".")
+                    package = package if is_package else package[:-1]
+                    package = package[: len(package) - node.level + 1]
+                    base = ".".join([*package, *([base] if base else [])])
+                targets = [
+                    f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base
+                    for alias in node.names
+                ]
+            found += [Import(importer, t) for t in targets if t.partition(".")[0] in OURS]
+    return sorted(set(found))
+
+
+def broken_rule(importer: str, imported: str) -> str | None:
+    """The rule that ``importer`` importing ``imported`` breaks, or None."""
+    mine, theirs = importer.partition(".")[0], imported.partition(".")[0]
+    if theirs == "tests" and mine != "tests":
+        return "nothing imports tests"
+    if mine == "spec" and theirs != "spec":
+        return "spec imports nothing of ours"
+    if mine == "impl" and theirs != "impl" and imported not in VOCABULARY:
+        return "impl imports only impl and the spec's vocabulary"
+    if mine in ("models", "bench") and theirs not in ("spec", "impl", mine):
+        return f"{mine} imports only spec, impl and {mine}"
+    return None
+
+
+def layering_violations(root: Path) -> list[Violation]:
+    """The imports under ``root`` that break the layering rule."""
+    return [
+        Violation(importer, imported, rule)
+        for importer, imported in imports_in(root)
+        if (rule := broken_rule(importer, imported)) is not None
+    ]
+
+
+def spec_modules_loaded_by(root: Path, module: str) -> list[str]:
+    """The ``spec`` modules that importing ``module`` loads, in a fresh interpreter at ``root``."""
+    code = (
+        f"import json, sys; import {module}; "
+        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] == 'spec')))"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True
+    )
+    loaded: list[str] = json.loads(run.stdout)
+    return loaded
+
+
+def test_the_source_keeps_the_layering() -> None:
+    assert len(imports_in(ROOT)) > 100  # the walk found the source
+    assert layering_violations(ROOT) == []
+
+
+def test_an_import_of_the_state_machine_in_impl_is_caught(tmp_path: Path) -> None:
+    root = copy_source(tmp_path)
+    add_import(root / "impl" / "memory_file.py", "spec.state")
+    assert layering_violations(root) == [
+        Violation(
+            "impl.memory_file", "spec.state", "impl imports only impl and the spec's vocabulary"
+        )
+    ]
+
+
+def test_imports_of_tests_and_from_spec_are_caught(tmp_path: Path) -> None:
+    root = copy_source(tmp_path)
+    add_import(root / "models" / "workload.py", "tests.figures")
+    add_import(root / "spec" / "ranges.py", "impl.gaps")
+    assert layering_violations(root) == [
+        Violation("models.workload", "tests.figures", "nothing imports tests"),
+        Violation("spec.ranges", "impl.gaps", "spec imports nothing of ours"),
+    ]
+
+
+def test_importing_impl_loads_only_the_vocabulary() -> None:
+    assert spec_modules_loaded_by(ROOT, "impl") == sorted(VOCABULARY)
+
+
+def test_a_state_machine_module_loaded_by_impl_is_caught(tmp_path: Path) -> None:
+    root = copy_source(tmp_path, ("spec", "impl"))
+    add_import(root / "impl" / "memory_file.py", "spec.state")
+    assert "spec.state" in spec_modules_loaded_by(root, "impl")
+
+
+def test_importing_spec_loads_only_the_vocabulary() -> None:
+    assert spec_modules_loaded_by(ROOT, "spec") == ["spec", "spec.errors", "spec.vocabulary"]
