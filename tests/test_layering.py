@@ -146,3 +146,95 @@ def test_a_state_machine_module_loaded_by_impl_is_caught(tmp_path: Path) -> None
 
 def test_importing_spec_loads_only_the_vocabulary() -> None:
     assert spec_modules_loaded_by(ROOT, "spec") == ["spec", "spec.errors", "spec.vocabulary"]
+
+
+# --- Inside impl: no import circle, no reaching into another module's private members ---------
+
+
+def import_cycles(root: Path, package: str) -> list[list[str]]:
+    """Every elementary circle of imports among ``package``'s modules, each from its least name."""
+    edges: dict[str, set[str]] = {}
+    for importer, imported in imports_in(root):
+        if importer.partition(".")[0] == package and imported.partition(".")[0] == package:
+            edges.setdefault(importer, set()).add(imported)
+    cycles: set[tuple[str, ...]] = set()
+
+    def walk(path: list[str]) -> None:
+        for following in sorted(edges.get(path[-1], ())):
+            if following == path[0]:
+                cycles.add(tuple(path))
+            elif following not in path and following > path[0]:
+                walk([*path, following])
+
+    for start in sorted(edges):
+        walk([start])
+    return [list(cycle) for cycle in sorted(cycles)]
+
+
+class PrivateAccess(NamedTuple):
+    module: str
+    line: int
+    name: str
+
+
+def private_accesses(root: Path, package: str) -> list[PrivateAccess]:
+    """``x._name`` in a module of ``package`` where ``_name`` is not defined in that module.
+
+    A module defines ``_name`` by assigning ``self._name``, defining a function
+    or class of that name, or listing it in ``__slots__``; ``self``, ``cls`` and
+    ``super()`` may use any.
+    """
+    found = []
+    for path in sorted((root / package).rglob("*.py")):
+        tree = ast.parse(path.read_text(), str(path))
+        defined: set[str] = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.FunctionDef | ast.ClassDef):
+                defined.add(node.name)
+            elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
+                defined.add(node.attr)
+            elif isinstance(node, ast.Assign) and any(
+                isinstance(t, ast.Name) and t.id == "__slots__" for t in node.targets
+            ):
+                defined |= {
+                    c.value
+                    for c in ast.walk(node.value)
+                    if isinstance(c, ast.Constant) and isinstance(c.value, str)
+                }
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Attribute) or not node.attr.startswith("_"):
+                continue
+            if node.attr.startswith("__") or node.attr in defined:
+                continue
+            owner = node.value
+            if isinstance(owner, ast.Name) and owner.id in ("self", "cls"):
+                continue
+            if isinstance(owner, ast.Call) and getattr(owner.func, "id", None) == "super":
+                continue
+            found.append(PrivateAccess(module_name(root, path), node.lineno, node.attr))
+    return found
+
+
+def test_impl_has_no_import_circle() -> None:
+    assert len([i for i in imports_in(ROOT) if i.importer.startswith("impl.")]) > 10
+    assert import_cycles(ROOT, "impl") == []
+
+
+def test_an_import_circle_in_impl_is_caught(tmp_path: Path) -> None:
+    root = copy_source(tmp_path, ("spec", "impl"))
+    add_import(root / "impl" / "reclaimer.py", "impl.memory_file")
+    assert import_cycles(root, "impl") == [["impl.memory_file", "impl.reclaimer"]]
+
+
+def test_no_impl_module_reaches_into_another_s_private_members() -> None:
+    assert private_accesses(ROOT, "impl") == []
+
+
+def test_reaching_into_another_module_s_private_members_is_caught(tmp_path: Path) -> None:
+    root = copy_source(tmp_path, ("spec", "impl"))
+    reclaimer = root / "impl" / "reclaimer.py"
+    reclaimer.write_text(
+        reclaimer.read_text() + "\n\ndef peek(f: object) -> object:\n    return f._mu\n"
+    )
+    (line,) = [n for n, text in enumerate(reclaimer.read_text().splitlines(), 1) if "f._mu" in text]
+    assert private_accesses(root, "impl") == [PrivateAccess("impl.reclaimer", line, "_mu")]
