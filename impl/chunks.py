@@ -13,8 +13,9 @@ import logging
 import threading
 
 from impl.kernel import ChunkMapping, Kernel
+from spec.arguments import read_count
 from spec.errors import UseAfterDestroy
-from spec.vocabulary import CHUNK_SHIFT, CHUNK_SIZE
+from spec.vocabulary import CHUNK_SHIFT, CHUNK_SIZE, FILL_BUFFER, Reader
 
 log = logging.getLogger(__name__)
 
@@ -99,3 +100,42 @@ class Chunks:
                         "chunk %d of the MemoryFile still has views; unmapped when they go", chunk
                     )
             self._mappings = {}
+
+
+def fill(views: list[memoryview], length: int, reader: Reader) -> tuple[int, BaseException | None]:
+    """allocate_and_fill's copy: ``reader`` into ``views`` (``length`` bytes in all), zero-copy.
+
+    At most ``FILL_BUFFER`` bytes are asked for at a time, straight into the
+    views; only a window straddling two views goes through a scratch buffer.
+    Returns the bytes filled and the error: the reader's, or
+    :class:`EOFError` if it ended early, or None.
+    """
+    done, error = 0, None
+    index, offset = 0, 0  # the view holding byte `done`, and the offset in it
+    while done < length:
+        want = min(FILL_BUFFER, length - done)
+        view = views[index]
+        # A window straddling two chunks is read into a scratch buffer, then copied.
+        scratch = None if offset + want <= len(view) else bytearray(want)
+        target = view[offset : offset + want] if scratch is None else memoryview(scratch)
+        try:
+            n = read_count(reader.readinto(target), want)
+        except Exception as raised:  # the reader's error is part of the result
+            error = raised
+            break
+        finally:
+            target.release()  # the error's traceback must not pin the mapping
+        if not n:
+            error = EOFError(f"reader ended after {done} of {length} bytes")
+            break
+        written = 0
+        while written < n:  # copy a buffer that straddles chunks; otherwise just advance
+            step = min(n - written, len(views[index]) - offset)
+            if scratch is not None:
+                views[index][offset : offset + step] = scratch[written : written + step]
+            written += step
+            offset += step
+            if offset == len(views[index]) and index + 1 < len(views):
+                index, offset = index + 1, 0
+        done += n
+    return done, error

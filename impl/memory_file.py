@@ -46,7 +46,7 @@ from collections.abc import Callable, Hashable
 
 from impl import eviction, reclaimer, usage
 from impl.accounting import MEMORY_ACCOUNTING, MemoryAccounting
-from impl.chunks import Chunks, Slices
+from impl.chunks import Chunks, Slices, fill
 from impl.eviction import Evictable, Evictables
 from impl.kernel import DEFAULT_KERNEL, Kernel, ResidencyVector, committed_runs
 from impl.pressure import PressureSource, PressureWatcher, current_memcg_pressure
@@ -65,13 +65,10 @@ from spec.arguments import (
     check_user,
     check_write,
     normalize_opts,
-    read_count,
 )
 from spec.errors import (
     InvalidArgument,
-    NoReferences,
     RangeBeyondFile,
-    UnallocatedPages,
     UseAfterDestroy,
     eacces,
     enomem,
@@ -80,7 +77,6 @@ from spec.vocabulary import (
     CHUNK_MASK,
     CHUNK_SHIFT,
     CHUNK_SIZE,
-    FILL_BUFFER,
     HUGE_PAGE_SIZE,
     PAGE_SHIFT,
     PAGE_SIZE,
@@ -229,32 +225,6 @@ class MemoryFile:
         if self._destroyed:
             raise UseAfterDestroy("the MemoryFile has been destroyed")
 
-    def _covering(self, fr: FileRange, operation: str) -> list[tuple[int, int, Usage]]:
-        """The usage segments over ``fr``; UnallocatedPages unless they cover all of it."""
-        parts = self._usage.segments(fr.start, fr.end)
-        position = fr.start
-        for start, end, _ in parts:
-            if start != position:
-                break
-            position = end
-        else:
-            if position == fr.end:
-                return parts
-        gap = self._usage.first_gap(fr.start, fr.end)
-        raise UnallocatedPages(
-            f"{operation}({fr}): attempted on unallocated pages {FileRange(*gap) if gap else fr}"
-        )
-
-    def _referenced(self, fr: FileRange, operation: str) -> list[tuple[int, int, Usage]]:
-        """The usage segments over ``fr``, all allocated and referenced (else the seed panics)."""
-        parts = self._covering(fr, operation)
-        for start, end, u in parts:
-            if u.refs == 0:
-                raise NoReferences(
-                    f"{operation}({fr}): 0 existing references on {FileRange(start, end)}"
-                )
-        return parts
-
     def _signal_reclaimer_locked(self) -> None:
         """``reclaimCond.Signal()``: wakes a waiting reclaimer; lost if it is running."""
         if not self._reclaimer_runnable:
@@ -336,34 +306,7 @@ class MemoryFile:
         except OSError:
             self.dec_ref(fr)
             raise
-        done, error = 0, None
-        index, offset = 0, 0  # the view holding byte `done`, and the offset in it
-        while done < length:
-            want = min(FILL_BUFFER, length - done)
-            view = views[index]
-            # A window straddling two chunks is read into a scratch buffer, then copied.
-            scratch = None if offset + want <= len(view) else bytearray(want)
-            target = view[offset : offset + want] if scratch is None else memoryview(scratch)
-            try:
-                n = read_count(reader.readinto(target), want)
-            except Exception as raised:  # the reader's error is part of the result
-                error = raised
-                break
-            finally:
-                target.release()  # the error's traceback must not pin the mapping
-            if not n:
-                error = EOFError(f"reader ended after {done} of {length} bytes")
-                break
-            written = 0
-            while written < n:  # copy a buffer that straddles chunks; otherwise just advance
-                step = min(n - written, len(views[index]) - offset)
-                if scratch is not None:
-                    views[index][offset : offset + step] = scratch[written : written + step]
-                written += step
-                offset += step
-                if offset == len(views[index]) and index + 1 < len(views):
-                    index, offset = index + 1, 0
-            done += n
+        done, error = fill(views, length, reader)
         for view in views:
             view.release()
         kept = done - done % PAGE_SIZE
@@ -379,7 +322,7 @@ class MemoryFile:
         with self._mu:
             self._require_live()
             _page_range(fr)
-            self._referenced(fr, "IncRef")
+            usage.referenced(self._usage, fr, "IncRef")
             self._usage.update(fr.start, fr.end, add_ref)
 
     def dec_ref(self, fr: FileRange) -> None:
@@ -402,7 +345,7 @@ class MemoryFile:
                 if u.refs == 1:
                     self._free_locked(start, end, u)
             else:
-                for s, e, u in self._referenced(fr, "DecRef"):
+                for s, e, u in usage.referenced(self._usage, fr, "DecRef"):
                     if u.refs == 1:
                         self._free_locked(s, e, u)
             self._usage.update(start, end, drop_ref)
@@ -429,7 +372,7 @@ class MemoryFile:
         with self._mu:
             self._require_live()
             _page_range(fr)
-            self._covering(fr, "Decommit")
+            usage.covering(self._usage, fr, "Decommit")
             self._unlocked_users += 1
         try:
             if self.opts.manual_zeroing:

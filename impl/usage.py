@@ -20,7 +20,7 @@ from impl.accounting import MemoryAccounting
 from impl.chunks import Chunks
 from impl.kernel import Kernel, ResidencyVector, committed_runs
 from impl.segments import SegmentSet
-from spec.errors import InvariantViolation
+from spec.errors import InvariantViolation, NoReferences, UnallocatedPages
 from spec.vocabulary import (
     CHUNK_MASK,
     CHUNK_SHIFT,
@@ -140,6 +140,38 @@ class Books:
 
 Account = Callable[[MemoryKind, int], None]
 """Books a change of ``delta`` bytes of a kind (``Books.account``)."""
+
+
+def covering(
+    usage: SegmentSet[Usage], fr: FileRange, operation: str
+) -> list[tuple[int, int, Usage]]:
+    """The usage segments over ``fr``; UnallocatedPages unless they cover all of it."""
+    parts = usage.segments(fr.start, fr.end)
+    position = fr.start
+    for start, end, _ in parts:
+        if start != position:
+            break
+        position = end
+    else:
+        if position == fr.end:
+            return parts
+    gap = usage.first_gap(fr.start, fr.end)
+    raise UnallocatedPages(
+        f"{operation}({fr}): attempted on unallocated pages {FileRange(*gap) if gap else fr}"
+    )
+
+
+def referenced(
+    usage: SegmentSet[Usage], fr: FileRange, operation: str
+) -> list[tuple[int, int, Usage]]:
+    """The usage segments over ``fr``, all allocated and referenced (else the seed panics)."""
+    parts = covering(usage, fr, operation)
+    for start, end, u in parts:
+        if u.refs == 0:
+            raise NoReferences(
+                f"{operation}({fr}): 0 existing references on {FileRange(start, end)}"
+            )
+    return parts
 
 
 def should_skip(now: int, current: int, expected: int, swapped: int, last: int | None) -> bool:
