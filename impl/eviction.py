@@ -17,7 +17,7 @@ import logging
 from collections.abc import Callable, Hashable, Iterator
 from typing import Protocol
 
-from impl.gaps import RangeSet
+from impl.gaps import GapSet
 from impl.runtime import Runtime
 from spec.errors import InvariantViolation
 from spec.vocabulary import EvictableMemoryUser, EvictableRange
@@ -47,7 +47,7 @@ class Evictable:
     __slots__ = ("evicting", "ranges")
 
     def __init__(self) -> None:
-        self.ranges = RangeSet()
+        self.ranges = GapSet()
         self.evicting = False
         """An eviction thread (or, without threads, a pending eviction run) exists for the user."""
 

@@ -1,4 +1,4 @@
-"""``RangeSet``: disjoint ranges in sorted blocks, with the largest-range bookkeeping.
+"""``GapSet``: disjoint ranges in sorted blocks, with the largest-range bookkeeping.
 
 One structure serves three purposes: the reclaim set, each user's evictable
 set, and the *gaps* of a :class:`impl.segments.SegmentSet` (its complement),
@@ -52,10 +52,10 @@ DEFAULT_LOAD = 500
 """Leaf size: big enough that leaves rarely split, small enough for O(B) scans."""
 
 
-class RangeSet:
+class GapSet:
     """A set of offsets, stored as sorted, disjoint, non-touching ranges.
 
-    >>> rs = RangeSet()
+    >>> rs = GapSet()
     >>> rs.add(0, 10); rs.add(10, 20); rs.remove(5, 7)
     >>> list(rs)
     [(0, 5), (7, 20)]

@@ -52,7 +52,7 @@ from impl.kernel import DEFAULT_KERNEL, Kernel, ResidencyVector, committed_runs
 from impl.pressure import PressureSource, PressureWatcher, current_memcg_pressure
 from impl.reclaimer import EXIT, WAIT, Taken
 from impl.runtime import Runtime, Tracer
-from impl.segments import RangeSet, SegmentSet
+from impl.segments import GapSet, SegmentSet
 from impl.usage import FRESH, SYSTEM, Books, Usage, add_ref, drop_ref
 from spec.arguments import (
     check_access,
@@ -171,7 +171,7 @@ class MemoryFile:
 
         # State under _mu (names follow the seed).
         self._usage: SegmentSet[Usage] = SegmentSet()
-        self._reclaim = RangeSet()
+        self._reclaim = GapSet()
         self._reclaimable = False
         self._evictable = Evictables()
         self._file_size = 0

@@ -7,7 +7,7 @@ entries, split in half when full, joined when below ``load / 2``, located
 with two C-level bisects over ``_lasts`` and the leaf) as three parallel lists
 of starts, ends and values, so no tuple is built per segment. The *gaps*, the
 complement of the segments in ``[0, MAX_KEY)``, are a separate
-:class:`impl.gaps.RangeSet`, which keeps a bound on the largest gap of each of
+:class:`impl.gaps.GapSet`, which keeps a bound on the largest gap of each of
 its leaves and a max tree over them: finding the previous gap large enough
 costs O(log n) (see :mod:`impl.gaps`). Keeping only the non-empty gaps there
 (rather than one gap before every segment, as gVisor does) means that runs of
@@ -36,9 +36,9 @@ from bisect import bisect_right
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
-from impl.gaps import DEFAULT_LOAD, MAX_KEY, RangeSet, leaf_cuts
+from impl.gaps import DEFAULT_LOAD, MAX_KEY, GapSet, leaf_cuts
 
-__all__ = ["DEFAULT_LOAD", "MAX_KEY", "RangeSet", "SegmentSet"]
+__all__ = ["DEFAULT_LOAD", "MAX_KEY", "GapSet", "SegmentSet"]
 
 V = TypeVar("V")
 
@@ -78,7 +78,7 @@ class SegmentSet(Generic[V]):
         self._version = 0
         self._finger = (0, 0)
         """The position of the segment the last insert made or extended."""
-        self._gaps = RangeSet(load=load)
+        self._gaps = GapSet(load=load)
         self._gaps.add(0, MAX_KEY)
 
     def __len__(self) -> int:
