@@ -1,4 +1,4 @@
-"""``GapSet``: disjoint ranges in sorted blocks, with the largest-range bookkeeping.
+"""``GapSet``: disjoint ranges in sorted leaves, with the largest-range bookkeeping.
 
 One structure serves three purposes: the reclaim set, each user's evictable
 set, and the *gaps* of a :class:`impl.segments.SegmentSet` (its complement),
@@ -6,7 +6,8 @@ where the seed's ``findAvailableRange`` searches for room. Offsets are plain
 ints in ``[0, MAX_KEY]``; ranges are half-open, non-empty, and always merged
 (two ranges never touch).
 
-Layout, after sortedcontainers' ``SortedList``: ranges are kept in order in
+Layout, after sortedcontainers' ``SortedList`` (the engine, shared with
+``SegmentSet``, is :mod:`impl.leaves`): ranges are kept in order in
 *leaves*, Python lists of at most ``2 * load`` entries, as two parallel lists
 of ends and sizes (no tuple per range). ``_lasts[b]`` is the last end in leaf
 ``b``, so a position is located with two C-level bisects. A leaf splits in
@@ -41,18 +42,16 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterator
-from itertools import pairwise
+from typing import Any
 
+from impl.leaves import DEFAULT_LOAD, Leaves
 from spec.vocabulary import CHUNK_SIZE, INT64_MAX, UINT64_MAX
 
 MAX_KEY = UINT64_MAX
 """The largest offset; the last gap of a segment set ends here, as in gVisor."""
 
-DEFAULT_LOAD = 500
-"""Leaf size: big enough that leaves rarely split, small enough for O(B) scans."""
 
-
-class GapSet:
+class GapSet(Leaves):
     """A set of offsets, stored as sorted, disjoint, non-touching ranges.
 
     >>> rs = GapSet()
@@ -61,15 +60,12 @@ class GapSet:
     [(0, 5), (7, 20)]
     """
 
-    __slots__ = ("_bounds", "_cap", "_ends", "_found", "_lasts", "_load", "_sizes", "_tree")
+    __slots__ = ("_bounds", "_cap", "_found", "_sizes", "_tree")
 
     def __init__(self, *, load: int = DEFAULT_LOAD) -> None:
-        if load < 2:
-            raise ValueError("load must be at least 2")
-        self._load = load
         self._ends: list[list[int]] = []
         self._sizes: list[list[int]] = []
-        self._lasts: list[int] = []
+        super().__init__(load, self._ends, self._sizes)
         self._bounds: list[int] = []
         self._tree: list[int] | None = None
         self._cap = 0
@@ -465,82 +461,27 @@ class GapSet:
             j >>= 1
         return -1
 
-    def _split(self, b: int) -> None:
-        """Split leaf ``b`` (too large) into leaves of ``load`` to ``1.5 * load`` entries."""
-        ends = self._ends[b]
-        sizes = self._sizes[b]
-        cuts = leaf_cuts(len(ends), self._load)
-        new_ends = [ends[lo:hi] for lo, hi in cuts]
-        new_sizes = [sizes[lo:hi] for lo, hi in cuts]
-        self._ends[b : b + 1] = new_ends
-        self._sizes[b : b + 1] = new_sizes
-        self._lasts[b : b + 1] = [leaf[-1] for leaf in new_ends]
-        self._bounds[b : b + 1] = [max(leaf) for leaf in new_sizes]
+    # --- the leaf engine's hooks: the bounds follow the leaves -------------------------
+
+    def _leaves_split(self, b: int, count: int) -> None:
+        self._bounds[b : b + 1] = [max(leaf) for leaf in self._sizes[b : b + count]]
         self._tree = None
 
-    def _after_delete(self, b: int) -> None:
-        """Restore the leaf invariants of leaf ``b`` after entries left it."""
-        ends = self._ends[b]
-        if not ends:
-            del self._ends[b], self._sizes[b], self._lasts[b], self._bounds[b]
-            self._tree = None
-            return
-        self._lasts[b] = ends[-1]
-        if len(ends) < self._load >> 1 and len(self._lasts) > 1:
-            self._join(b - 1 if b else b)
-
-    def _join(self, b: int) -> None:
-        """Merge leaf ``b + 1`` into leaf ``b``, splitting again if too large."""
-        self._ends[b] += self._ends[b + 1]
-        self._sizes[b] += self._sizes[b + 1]
-        self._lasts[b] = self._lasts[b + 1]
+    def _leaves_joined(self, b: int) -> None:
         self._bounds[b] = max(self._bounds[b], self._bounds[b + 1])
-        del self._ends[b + 1], self._sizes[b + 1], self._lasts[b + 1], self._bounds[b + 1]
+        del self._bounds[b + 1]
         self._tree = None
-        if len(self._ends[b]) > 2 * self._load:
-            self._split(b)
 
-    def _splice(
-        self, b0: int, i0: int, b1: int, i1: int, new_ends: list[int], new_sizes: list[int]
-    ) -> None:
-        """Replace the ranges from ``(b0, i0)`` to ``(b1, i1)`` (excluded) by new ones.
+    def _leaves_dropped(self, lo: int, hi: int) -> None:
+        if hi > lo:
+            del self._bounds[lo:hi]
+            self._tree = None
 
-        ``(b1, i1)`` may be one past the last range of leaf ``b1``; the new
-        ranges must fit in order there.
-        """
-        # Bounds first: repairs below may move the new ranges to other leaves.
-        for size in new_sizes:
+    def _splice(self, b0: int, i0: int, b1: int, i1: int, *new: list[Any]) -> None:
+        """The engine's splice, the bounds raised first (repairs may move the new ranges)."""
+        for size in new[1]:
             self._raise_bound(b0, size)
-        if b0 == b1:
-            self._ends[b0][i0:i1] = new_ends
-            self._sizes[b0][i0:i1] = new_sizes
-        else:
-            self._ends[b0][i0:] = new_ends
-            self._sizes[b0][i0:] = new_sizes
-            del self._ends[b1][:i1], self._sizes[b1][:i1]
-            del self._ends[b0 + 1 : b1], self._sizes[b0 + 1 : b1]
-            del self._lasts[b0 + 1 : b1], self._bounds[b0 + 1 : b1]
-            if b1 > b0 + 1:
-                self._tree = None
-            self._repair(b0 + 1)
-        self._repair(b0)
-
-    def _repair(self, b: int) -> None:
-        """Restore the leaf invariants of leaf ``b`` after a bulk change."""
-        if len(self._ends[b]) > 2 * self._load:
-            self._split(b)
-        else:
-            self._after_delete(b)
-
-
-def leaf_cuts(length: int, load: int) -> list[tuple[int, int]]:
-    """Where to cut a leaf of ``length > 2 * load`` entries: pieces of ``load`` to ``1.5 * load``.
-
-    (Halves when the leaf just outgrew ``2 * load``, as ``SortedList`` splits.)
-    """
-    count = length // load
-    bounds = [length * k // count for k in range(count + 1)]
-    return list(pairwise(bounds))
+        super()._splice(b0, i0, b1, i1, *new)
 
 
 def _grow(last_start: int, file_size: int, length: int, mask: int) -> tuple[int, int] | None:
