@@ -22,7 +22,7 @@ lies before a position (gVisor's ``PrevLargeEnoughGap``):
   leaf maximum costs about 20 ns per entry here, too much for every
   allocation); a search that scans a whole leaf without success tightens the
   bound to the leaf's true maximum, so each stale bound costs one scan.
-* ``_tree`` is a max segment tree over ``_bounds``, built on demand and
+* ``_index`` is a max segment tree over ``_bounds``, built on demand and
   discarded when leaves split or join (like ``SortedList``'s positional index);
   a raised or tightened bound updates it in O(log leaves).
 
@@ -42,7 +42,6 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterator
-from typing import Any
 
 from impl.leaves import DEFAULT_LOAD, Leaves
 from spec.vocabulary import CHUNK_SIZE, INT64_MAX, UINT64_MAX
@@ -60,14 +59,15 @@ class GapSet(Leaves):
     [(0, 5), (7, 20)]
     """
 
-    __slots__ = ("_bounds", "_cap", "_found", "_sizes", "_tree")
+    __slots__ = ("_bounds", "_cap", "_found", "_sizes")
 
     def __init__(self, *, load: int = DEFAULT_LOAD) -> None:
         self._ends: list[list[int]] = []
         self._sizes: list[list[int]] = []
-        super().__init__(load, self._ends, self._sizes)
         self._bounds: list[int] = []
-        self._tree: list[int] | None = None
+        super().__init__(load, (self._ends, self._sizes), (self._bounds,))
+        self._index: list[int] | None = None
+        """The max tree over ``_bounds`` (see the module docstring)."""
         self._cap = 0
         self._found = (0, 0)
         """Where find_available_range last found room: take() tries it before bisecting."""
@@ -106,7 +106,7 @@ class GapSet(Leaves):
         self._sizes.clear()
         self._lasts.clear()
         self._bounds.clear()
-        self._tree = None
+        self._index = None
 
     def add(self, start: int, end: int) -> None:
         """Union with ``[start, end)`` (no-op if empty), in O(log n + B + ranges absorbed)."""
@@ -139,7 +139,13 @@ class GapSet(Leaves):
             b1, i1 = self._last_starting_before(b, i, end + 1)
             if b1 != b or i1 != i:
                 end = max(end, self._ends[b1][i1])
-                self._splice(b, i, b1, i1 + 1, [end], [end - start])
+                self._raise_bound(b, end - start)  # first: the repairs may move the range
+                if b1 == b:  # within one leaf (the engine's splice, without its loops)
+                    ends[i : i1 + 1] = [end]
+                    sizes[i : i1 + 1] = [end - start]
+                    self._repair(b)
+                else:
+                    self._splice(b, i, b1, i1 + 1, ([end], [end - start]))
                 return
         ends[i] = end
         sizes[i] = end - start
@@ -168,7 +174,14 @@ class GapSet(Leaves):
         if last_end > end:
             new_ends.append(last_end)
             new_sizes.append(last_end - end)
-        self._splice(b, i, b1, i1 + 1, new_ends, new_sizes)
+        for size in new_sizes:  # first: the repairs may move the new ranges
+            self._raise_bound(b, size)
+        if b1 == b:  # within one leaf (the engine's splice, without its loops)
+            self._ends[b][i : i1 + 1] = new_ends
+            self._sizes[b][i : i1 + 1] = new_sizes
+            self._repair(b)
+        else:
+            self._splice(b, i, b1, i1 + 1, (new_ends, new_sizes))
 
     # --- what a segment set needs of its gaps -------------------------------------------
 
@@ -308,9 +321,9 @@ class GapSet(Leaves):
                 assert size > 0 and end <= MAX_KEY, "empty or out-of-range range"
                 assert end - size > previous_end, "ranges unsorted, overlapping or touching"
                 previous_end = end
-        if self._tree is not None:
+        if self._index is not None:
             cap = self._cap
-            tree = self._tree
+            tree = self._index
             assert count < cap and len(tree) == 2 * cap
             assert tree[cap : cap + count] == self._bounds, "tree leaves differ from bounds"
             assert not any(tree[cap + count :]), "tree padding"
@@ -367,7 +380,7 @@ class GapSet(Leaves):
             self._sizes.append([size])
             self._lasts.append(end)
             self._bounds.append(size)
-            self._tree = None
+            self._index = None
             return
         b = len(self._lasts) - 1
         self._ends[b].append(end)
@@ -380,7 +393,7 @@ class GapSet(Leaves):
     def _raise_bound(self, b: int, size: int) -> None:
         if size > self._bounds[b]:
             self._bounds[b] = size
-            tree = self._tree
+            tree = self._index
             if tree is not None:
                 j = self._cap + b
                 while j and tree[j] < size:
@@ -391,7 +404,7 @@ class GapSet(Leaves):
         """Lower leaf ``b``'s bound to its true maximum (the tree exists)."""
         bound = max(self._sizes[b])
         self._bounds[b] = bound
-        tree = self._tree
+        tree = self._index
         assert tree is not None
         j = self._cap + b
         tree[j] = bound
@@ -416,7 +429,7 @@ class GapSet(Leaves):
         tree = [0]
         for level in reversed(levels):
             tree += level
-        self._tree = tree
+        self._index = tree
         self._cap = cap
         return tree
 
@@ -447,7 +460,7 @@ class GapSet(Leaves):
 
     def _previous_leaf(self, b: int, length: int) -> int:
         """The last leaf before leaf ``b`` whose bound is at least ``length``, or -1."""
-        tree = self._tree
+        tree = self._index
         if tree is None:
             tree = self._build_tree()
         j = self._cap + b
@@ -465,23 +478,9 @@ class GapSet(Leaves):
 
     def _leaves_split(self, b: int, count: int) -> None:
         self._bounds[b : b + 1] = [max(leaf) for leaf in self._sizes[b : b + count]]
-        self._tree = None
 
     def _leaves_joined(self, b: int) -> None:
         self._bounds[b] = max(self._bounds[b], self._bounds[b + 1])
-        del self._bounds[b + 1]
-        self._tree = None
-
-    def _leaves_dropped(self, lo: int, hi: int) -> None:
-        if hi > lo:
-            del self._bounds[lo:hi]
-            self._tree = None
-
-    def _splice(self, b0: int, i0: int, b1: int, i1: int, *new: list[Any]) -> None:
-        """The engine's splice, the bounds raised first (repairs may move the new ranges)."""
-        for size in new[1]:
-            self._raise_bound(b0, size)
-        super()._splice(b0, i0, b1, i1, *new)
 
 
 def _grow(last_start: int, file_size: int, length: int, mask: int) -> tuple[int, int] | None:

@@ -63,7 +63,7 @@ class SegmentSet(Leaves, Generic[V]):
         self._starts: list[list[int]] = []
         self._ends: list[list[int]] = []
         self._vals: list[list[V]] = []
-        super().__init__(load, self._starts, self._ends, self._vals)
+        super().__init__(load, (self._starts, self._ends, self._vals))
         self._len = 0
         self._version = 0
         self._finger = (0, 0)
@@ -311,7 +311,13 @@ class SegmentSet(Leaves, Generic[V]):
                 put(end, segment_end, value)
         self._version += 1
         self._len += len(new_starts) - len(old_starts)
-        self._splice(b0, i0, b1, i1, new_starts, new_ends, new_vals)
+        if b0 == b1:  # within one leaf (the engine's splice, without its loops)
+            self._starts[b0][i0:i1] = new_starts
+            self._ends[b0][i0:i1] = new_ends
+            self._vals[b0][i0:i1] = new_vals
+            self._repair(b0)
+        else:
+            self._splice(b0, i0, b1, i1, (new_starts, new_ends, new_vals))
 
     def _update_one(self, b: int, i: int, start: int, end: int, fn: Callable[[V], V]) -> bool:
         """update() where segment ``(b, i)`` is the only one overlapping ``[start, end)``.
@@ -398,7 +404,13 @@ class SegmentSet(Leaves, Generic[V]):
         removed = self._count(b0, i0, b1, i1)
         self._version += 1
         self._len += len(new_starts) - removed
-        self._splice(b0, i0, b1, i1, new_starts, new_ends, new_vals)
+        if b0 == b1:  # within one leaf (the engine's splice, without its loops)
+            self._starts[b0][i0:i1] = new_starts
+            self._ends[b0][i0:i1] = new_ends
+            self._vals[b0][i0:i1] = new_vals
+            self._repair(b0)
+        else:
+            self._splice(b0, i0, b1, i1, (new_starts, new_ends, new_vals))
         self._gaps.add(max(start, first_start), min(end, last_end))
 
     def _remove_within(self, b: int, i: int, start: int, end: int) -> None:

@@ -356,9 +356,9 @@ def test_freeing_raises_a_bound_in_the_built_tree() -> None:
     segments = build(4, [(k * 2 * P, (k * 2 + 1) * P, "x") for k in range(40)])
     # A search for 3 pages finds nothing below: it builds the tree over the leaves.
     assert segments.find_available_range(80 * P, 3 * P, P) == (160 * P - 3 * P, 160 * P)
-    assert segments._gaps._tree is not None
+    assert segments._gaps._index is not None
     segments.remove(20 * P, 23 * P)  # a 5-page hole [19P, 24P) inside one leaf
-    assert segments._gaps._tree is not None
+    assert segments._gaps._index is not None
     segments.check()  # the tree agrees with the raised bound
     assert segments.find_available_range(80 * P, 3 * P, P) == (21 * P, 24 * P)
 
@@ -475,7 +475,7 @@ def _empty_leaf(s: SegmentSet[str]) -> None:
 
 
 def _tree_disagrees(s: SegmentSet[str]) -> None:
-    tree = s._gaps._tree
+    tree = s._gaps._index
     assert tree is not None
     tree[1] = 0
 
