@@ -250,5 +250,5 @@ def test_each_fault_path_is_one_branch_and_a_missing_one_is_an_error() -> None:
     assert len(lines) == len(FAULT_PATHS)  # ten distinct branches
     with pytest.raises(LookupError, match="no branch on punch_error"):
         fault_branch_line(FaultPath("spec/usage.py", "map_for_query", "punch_error"))
-    with pytest.raises(LookupError, match="defines no SpecMemoryFile.gone"):
+    with pytest.raises(LookupError, match=r"defines no SpecMemoryFile\.gone"):
         fault_branch_line(FaultPath("spec/memory_file.py", "SpecMemoryFile.gone", "error"))
