@@ -375,6 +375,8 @@ def destroy_mid_flight(build: Build, scenario: Scenario) -> None:
             for worker in workers:
                 worker.join(10)
         assert not any(w.is_alive() for w in workers), "a worker did not stop"
+        if pressure is not None:
+            pressure.close()  # no worker fires any more
         check_unmapped(file, held)
     assert failures == [], f"failures: {failures}"
     FIGURES["destroys mid-flight"] += 1
