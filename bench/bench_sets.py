@@ -105,7 +105,7 @@ def run(quick: bool) -> list[Figure]:
     # GapSet, as kept, against each alternative: a figure missed would reopen the decision.
     return [
         at_most(
-            f"{name}, {n // 1000}k ranges: GapSet",
+            f"{name}, {n // 1000}k ranges: GapSet vs {kind}",
             best[name, n, "GapSet"],
             "us",
             kind,
