@@ -54,7 +54,7 @@ class Runtime:
         return cast("threading.Lock", self._sequenced)
 
     def inner_lock(self) -> threading.Lock:
-        """A lock taken only under the file's lock (``_mappings_mu``), never across a step."""
+        """The chunk table's lock (a leaf: nothing is acquired while it is held)."""
         return threading.Lock()
 
     def condition(self, lock: threading.Lock) -> threading.Condition:
