@@ -1,13 +1,16 @@
 """pgalloc's real allocator: gVisor's ``pgalloc.MemoryFile`` over a memfd.
 
 Read in this order: :mod:`impl.kernel` (the one seam to the OS),
-:mod:`impl.segments` (the usage, reclaim and evictable sets),
-:mod:`impl.accounting`, :mod:`impl.memory_file` (the allocator and its
-locks), :mod:`impl.reclaimer` (the background loops as shared steps),
+:mod:`impl.runtime` (the one seam to threads), :mod:`impl.leaves`,
+:mod:`impl.gaps`, :mod:`impl.segments` (the range structures),
+:mod:`impl.chunks`, :mod:`impl.accounting`, :mod:`impl.usage`,
+:mod:`impl.eviction`, :mod:`impl.reclaimer` (the spec's seams),
+:mod:`impl.memory_file` (the allocator, its state and its lock),
 :mod:`impl.pressure` (memory-cgroup notifications).
 
 ``impl`` imports only the specification's vocabulary (``spec.vocabulary``,
-``spec.errors``, ``spec.arguments``), never its state machine.
+``spec.errors``, ``spec.arguments``), never its state machine
+(``tests/test_layering.py``).
 """
 
 from impl.accounting import MEMORY_ACCOUNTING, MemoryAccounting

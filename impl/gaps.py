@@ -1,4 +1,4 @@
-"""``RangeSet``: disjoint ranges in sorted blocks, with the largest-range bookkeeping.
+"""``GapSet``: disjoint ranges in sorted leaves, with the largest-range bookkeeping.
 
 One structure serves three purposes: the reclaim set, each user's evictable
 set, and the *gaps* of a :class:`impl.segments.SegmentSet` (its complement),
@@ -6,7 +6,8 @@ where the seed's ``findAvailableRange`` searches for room. Offsets are plain
 ints in ``[0, MAX_KEY]``; ranges are half-open, non-empty, and always merged
 (two ranges never touch).
 
-Layout, after sortedcontainers' ``SortedList``: ranges are kept in order in
+Layout, after sortedcontainers' ``SortedList`` (the engine, shared with
+``SegmentSet``, is :mod:`impl.leaves`): ranges are kept in order in
 *leaves*, Python lists of at most ``2 * load`` entries, as two parallel lists
 of ends and sizes (no tuple per range). ``_lasts[b]`` is the last end in leaf
 ``b``, so a position is located with two C-level bisects. A leaf splits in
@@ -21,7 +22,7 @@ lies before a position (gVisor's ``PrevLargeEnoughGap``):
   leaf maximum costs about 20 ns per entry here, too much for every
   allocation); a search that scans a whole leaf without success tightens the
   bound to the leaf's true maximum, so each stale bound costs one scan.
-* ``_tree`` is a max segment tree over ``_bounds``, built on demand and
+* ``_index`` is a max segment tree over ``_bounds``, built on demand and
   discarded when leaves split or join (like ``SortedList``'s positional index);
   a raised or tightened bound updates it in O(log leaves).
 
@@ -41,37 +42,32 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterator
-from itertools import pairwise
 
+from impl.leaves import DEFAULT_LOAD, Leaves
 from spec.vocabulary import CHUNK_SIZE, INT64_MAX, UINT64_MAX
 
 MAX_KEY = UINT64_MAX
 """The largest offset; the last gap of a segment set ends here, as in gVisor."""
 
-DEFAULT_LOAD = 500
-"""Leaf size: big enough that leaves rarely split, small enough for O(B) scans."""
 
-
-class RangeSet:
+class GapSet(Leaves):
     """A set of offsets, stored as sorted, disjoint, non-touching ranges.
 
-    >>> rs = RangeSet()
+    >>> rs = GapSet()
     >>> rs.add(0, 10); rs.add(10, 20); rs.remove(5, 7)
     >>> list(rs)
     [(0, 5), (7, 20)]
     """
 
-    __slots__ = ("_bounds", "_cap", "_ends", "_found", "_lasts", "_load", "_sizes", "_tree")
+    __slots__ = ("_bounds", "_cap", "_found", "_sizes")
 
     def __init__(self, *, load: int = DEFAULT_LOAD) -> None:
-        if load < 2:
-            raise ValueError("load must be at least 2")
-        self._load = load
         self._ends: list[list[int]] = []
         self._sizes: list[list[int]] = []
-        self._lasts: list[int] = []
         self._bounds: list[int] = []
-        self._tree: list[int] | None = None
+        super().__init__(load, (self._ends, self._sizes), (self._bounds,))
+        self._index: list[int] | None = None
+        """The max tree over ``_bounds`` (see the module docstring)."""
         self._cap = 0
         self._found = (0, 0)
         """Where find_available_range last found room: take() tries it before bisecting."""
@@ -110,7 +106,7 @@ class RangeSet:
         self._sizes.clear()
         self._lasts.clear()
         self._bounds.clear()
-        self._tree = None
+        self._index = None
 
     def add(self, start: int, end: int) -> None:
         """Union with ``[start, end)`` (no-op if empty), in O(log n + B + ranges absorbed)."""
@@ -143,7 +139,13 @@ class RangeSet:
             b1, i1 = self._last_starting_before(b, i, end + 1)
             if b1 != b or i1 != i:
                 end = max(end, self._ends[b1][i1])
-                self._splice(b, i, b1, i1 + 1, [end], [end - start])
+                self._raise_bound(b, end - start)  # first: the repairs may move the range
+                if b1 == b:  # within one leaf (the engine's splice, without its loops)
+                    ends[i : i1 + 1] = [end]
+                    sizes[i : i1 + 1] = [end - start]
+                    self._repair(b)
+                else:
+                    self._splice(b, i, b1, i1 + 1, ([end], [end - start]))
                 return
         ends[i] = end
         sizes[i] = end - start
@@ -172,7 +174,14 @@ class RangeSet:
         if last_end > end:
             new_ends.append(last_end)
             new_sizes.append(last_end - end)
-        self._splice(b, i, b1, i1 + 1, new_ends, new_sizes)
+        for size in new_sizes:  # first: the repairs may move the new ranges
+            self._raise_bound(b, size)
+        if b1 == b:  # within one leaf (the engine's splice, without its loops)
+            self._ends[b][i : i1 + 1] = new_ends
+            self._sizes[b][i : i1 + 1] = new_sizes
+            self._repair(b)
+        else:
+            self._splice(b, i, b1, i1 + 1, (new_ends, new_sizes))
 
     # --- what a segment set needs of its gaps -------------------------------------------
 
@@ -312,9 +321,9 @@ class RangeSet:
                 assert size > 0 and end <= MAX_KEY, "empty or out-of-range range"
                 assert end - size > previous_end, "ranges unsorted, overlapping or touching"
                 previous_end = end
-        if self._tree is not None:
+        if self._index is not None:
             cap = self._cap
-            tree = self._tree
+            tree = self._index
             assert count < cap and len(tree) == 2 * cap
             assert tree[cap : cap + count] == self._bounds, "tree leaves differ from bounds"
             assert not any(tree[cap + count :]), "tree padding"
@@ -371,7 +380,7 @@ class RangeSet:
             self._sizes.append([size])
             self._lasts.append(end)
             self._bounds.append(size)
-            self._tree = None
+            self._index = None
             return
         b = len(self._lasts) - 1
         self._ends[b].append(end)
@@ -384,7 +393,7 @@ class RangeSet:
     def _raise_bound(self, b: int, size: int) -> None:
         if size > self._bounds[b]:
             self._bounds[b] = size
-            tree = self._tree
+            tree = self._index
             if tree is not None:
                 j = self._cap + b
                 while j and tree[j] < size:
@@ -395,7 +404,7 @@ class RangeSet:
         """Lower leaf ``b``'s bound to its true maximum (the tree exists)."""
         bound = max(self._sizes[b])
         self._bounds[b] = bound
-        tree = self._tree
+        tree = self._index
         assert tree is not None
         j = self._cap + b
         tree[j] = bound
@@ -420,7 +429,7 @@ class RangeSet:
         tree = [0]
         for level in reversed(levels):
             tree += level
-        self._tree = tree
+        self._index = tree
         self._cap = cap
         return tree
 
@@ -451,7 +460,7 @@ class RangeSet:
 
     def _previous_leaf(self, b: int, length: int) -> int:
         """The last leaf before leaf ``b`` whose bound is at least ``length``, or -1."""
-        tree = self._tree
+        tree = self._index
         if tree is None:
             tree = self._build_tree()
         j = self._cap + b
@@ -465,82 +474,13 @@ class RangeSet:
             j >>= 1
         return -1
 
-    def _split(self, b: int) -> None:
-        """Split leaf ``b`` (too large) into leaves of ``load`` to ``1.5 * load`` entries."""
-        ends = self._ends[b]
-        sizes = self._sizes[b]
-        cuts = leaf_cuts(len(ends), self._load)
-        new_ends = [ends[lo:hi] for lo, hi in cuts]
-        new_sizes = [sizes[lo:hi] for lo, hi in cuts]
-        self._ends[b : b + 1] = new_ends
-        self._sizes[b : b + 1] = new_sizes
-        self._lasts[b : b + 1] = [leaf[-1] for leaf in new_ends]
-        self._bounds[b : b + 1] = [max(leaf) for leaf in new_sizes]
-        self._tree = None
+    # --- the leaf engine's hooks: the bounds follow the leaves -------------------------
 
-    def _after_delete(self, b: int) -> None:
-        """Restore the leaf invariants of leaf ``b`` after entries left it."""
-        ends = self._ends[b]
-        if not ends:
-            del self._ends[b], self._sizes[b], self._lasts[b], self._bounds[b]
-            self._tree = None
-            return
-        self._lasts[b] = ends[-1]
-        if len(ends) < self._load >> 1 and len(self._lasts) > 1:
-            self._join(b - 1 if b else b)
+    def _leaves_split(self, b: int, count: int) -> None:
+        self._bounds[b : b + 1] = [max(leaf) for leaf in self._sizes[b : b + count]]
 
-    def _join(self, b: int) -> None:
-        """Merge leaf ``b + 1`` into leaf ``b``, splitting again if too large."""
-        self._ends[b] += self._ends[b + 1]
-        self._sizes[b] += self._sizes[b + 1]
-        self._lasts[b] = self._lasts[b + 1]
+    def _leaves_joined(self, b: int) -> None:
         self._bounds[b] = max(self._bounds[b], self._bounds[b + 1])
-        del self._ends[b + 1], self._sizes[b + 1], self._lasts[b + 1], self._bounds[b + 1]
-        self._tree = None
-        if len(self._ends[b]) > 2 * self._load:
-            self._split(b)
-
-    def _splice(
-        self, b0: int, i0: int, b1: int, i1: int, new_ends: list[int], new_sizes: list[int]
-    ) -> None:
-        """Replace the ranges from ``(b0, i0)`` to ``(b1, i1)`` (excluded) by new ones.
-
-        ``(b1, i1)`` may be one past the last range of leaf ``b1``; the new
-        ranges must fit in order there.
-        """
-        # Bounds first: repairs below may move the new ranges to other leaves.
-        for size in new_sizes:
-            self._raise_bound(b0, size)
-        if b0 == b1:
-            self._ends[b0][i0:i1] = new_ends
-            self._sizes[b0][i0:i1] = new_sizes
-        else:
-            self._ends[b0][i0:] = new_ends
-            self._sizes[b0][i0:] = new_sizes
-            del self._ends[b1][:i1], self._sizes[b1][:i1]
-            del self._ends[b0 + 1 : b1], self._sizes[b0 + 1 : b1]
-            del self._lasts[b0 + 1 : b1], self._bounds[b0 + 1 : b1]
-            if b1 > b0 + 1:
-                self._tree = None
-            self._repair(b0 + 1)
-        self._repair(b0)
-
-    def _repair(self, b: int) -> None:
-        """Restore the leaf invariants of leaf ``b`` after a bulk change."""
-        if len(self._ends[b]) > 2 * self._load:
-            self._split(b)
-        else:
-            self._after_delete(b)
-
-
-def leaf_cuts(length: int, load: int) -> list[tuple[int, int]]:
-    """Where to cut a leaf of ``length > 2 * load`` entries: pieces of ``load`` to ``1.5 * load``.
-
-    (Halves when the leaf just outgrew ``2 * load``, as ``SortedList`` splits.)
-    """
-    count = length // load
-    bounds = [length * k // count for k in range(count + 1)]
-    return list(pairwise(bounds))
 
 
 def _grow(last_start: int, file_size: int, length: int, mask: int) -> tuple[int, int] | None:

@@ -1,12 +1,15 @@
-"""``MemoryFile``: gVisor's page allocator over a real memfd.
+"""``MemoryFile``: gVisor's page allocator over a real memfd: its state, its locks, its methods.
 
 Memory handed out is real shared memory of one backing file (a memfd unless
 the caller passes an fd), grown with ``ftruncate`` exactly where the seed
-grows it and mapped in 1 GiB chunks on first use; freed memory goes back to
-the kernel with ``fallocate(PUNCH_HOLE)`` on the reclaimer thread; usage is
-read from the kernel (``fstat``, ``mincore``). Every method mirrors
-``spec.memory_file.SpecMemoryFile``: same results, same exceptions, and a
-rejected call changes nothing (each validates everything first).
+grows it and mapped in 1 GiB chunks on first use (:mod:`impl.chunks`); freed
+memory goes back to the kernel with ``fallocate(PUNCH_HOLE)`` on the
+reclaimer thread (:mod:`impl.reclaimer`); usage is read from the kernel
+(``fstat``, ``mincore``; :mod:`impl.usage`); evictable ranges are handed back
+by eviction threads (:mod:`impl.eviction`). Every method mirrors
+``spec.memory_file.SpecMemoryFile`` (both satisfy ``spec.vocabulary.MemoryFileApi``):
+same results, same exceptions, and a rejected call changes nothing (each
+validates everything first).
 
 Locking, as in the seed:
 
@@ -14,15 +17,15 @@ Locking, as in the seed:
   counters, the flags). The reclaimer, the eviction threads and
   ``update_usage`` drop it around kernel work (punching, ``mincore``) and
   around ``user.evict``;
-* ``_mappings_mu`` serialises creating chunk mappings. The chunk table is a
-  dict that only ever gains entries until destroy, so readers
-  (``map_internal``) look it up without any lock;
-* lock order: ``_mu``, then ``_mappings_mu``; a ``MemoryAccounting``'s own
-  lock is a leaf taken under ``_mu``.
+* the chunk table has its own lock, a leaf (see :mod:`impl.chunks`); a
+  ``MemoryAccounting``'s lock is a leaf taken under ``_mu``.
 
-Unlocked kernel work that uses raw chunk addresses (``mincore``, manual
-zeroing) is counted in ``_unlocked_users``; the reclaimer's exit waits for it
-to drain before unmapping, so no address is used after ``munmap``.
+Every lock, condition and thread comes from the file's
+:class:`impl.runtime.Runtime`, the one seam for tracing and scheduling. The
+background loops drive :class:`Steps`, the file's named steps, never its
+members. Unlocked kernel work that uses raw chunk addresses (``mincore``,
+manual zeroing) is counted in ``_unlocked_users``; the reclaimer's exit waits
+for it to drain before unmapping, so no address is used after ``munmap``.
 
 Hot paths: ``allocate``, ``dec_ref`` and the reclaimer's steps (what an
 allocate/free/reclaim round trip runs) cost a few microseconds of interpreter
@@ -32,30 +35,25 @@ there: they take ``_mu`` with ``acquire``/``release`` in ``try``/``finally``
 ``tuple.__new__`` (NamedTuple's ``__new__`` is Python code), and handle the
 usual single-segment case with one lookup and a fast path whose comment
 names the general code it is equivalent to.
-
-Background work is built from the step functions of :mod:`impl.reclaimer`:
-with ``background=True`` a reclaimer thread and one eviction thread per user
-run them; with ``background=False`` no thread starts and :meth:`reclaim` and
-:meth:`run_evictions` run the same steps on the caller's thread, as the
-specification does.
 """
 
 from __future__ import annotations
 
-import errno
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Hashable
-from typing import Literal, NamedTuple, cast
 
-from impl import reclaimer
+from impl import eviction, reclaimer, usage
 from impl.accounting import MEMORY_ACCOUNTING, MemoryAccounting
-from impl.kernel import DEFAULT_KERNEL, ChunkMapping, Kernel, ResidencyVector, committed_runs
+from impl.chunks import Chunks, Slices, fill
+from impl.eviction import Evictable, Evictables
+from impl.kernel import DEFAULT_KERNEL, Kernel, ResidencyVector, committed_runs
 from impl.pressure import PressureSource, PressureWatcher, current_memcg_pressure
-from impl.segments import RangeSet, SegmentSet
-from impl.tracing import SequencedLock, Tracer
+from impl.reclaimer import EXIT, WAIT, Taken
+from impl.runtime import Runtime, Tracer
+from impl.segments import GapSet, SegmentSet
+from impl.usage import FRESH, SYSTEM, Books, Usage, add_ref, drop_ref
 from spec.arguments import (
     check_access,
     check_evictable_range,
@@ -67,14 +65,10 @@ from spec.arguments import (
     check_user,
     check_write,
     normalize_opts,
-    read_count,
 )
 from spec.errors import (
     InvalidArgument,
-    InvariantViolation,
-    NoReferences,
     RangeBeyondFile,
-    UnallocatedPages,
     UseAfterDestroy,
     eacces,
     enomem,
@@ -83,17 +77,13 @@ from spec.vocabulary import (
     CHUNK_MASK,
     CHUNK_SHIFT,
     CHUNK_SIZE,
-    FILL_BUFFER,
     HUGE_PAGE_SIZE,
     PAGE_SHIFT,
     PAGE_SIZE,
-    RESCAN_INTERVAL,
-    SECOND,
     UINT64_MAX,
     WRITE,
     AccessType,
     DelayedEviction,
-    EvictableMemoryUser,
     EvictableRange,
     FileRange,
     FillResult,
@@ -105,44 +95,13 @@ from spec.vocabulary import (
 
 log = logging.getLogger(__name__)
 
-SYSTEM = MemoryKind.SYSTEM
-
 _PAGE_MASK = PAGE_SIZE - 1
 _CHUNK_PAGES = CHUNK_SIZE >> PAGE_SHIFT
-
-
-class Usage(NamedTuple):
-    """The seed's ``usageInfo``: what is known about a run of pages."""
-
-    kind: MemoryKind
-    known_committed: bool
-    """True only if the pages are certainly committed."""
-    refs: int
-
 
 _new_tuple = tuple.__new__
 """``_new_tuple(FileRange, (start, end))`` is ``FileRange(start, end)`` built in C,
 without NamedTuple's Python-level ``__new__`` (it costs as much as a segment
 lookup; a round trip builds two)."""
-
-
-def _add_ref(u: Usage) -> Usage:
-    return Usage(u.kind, u.known_committed, u.refs + 1)
-
-
-_FREED = Usage(SYSTEM, False, 0)
-_FREED_KNOWN = Usage(SYSTEM, True, 0)
-_UNREFERENCED_SYSTEM = (_FREED, _FREED_KNOWN)
-"""Every value of pages the reclaimer may take (values compare by ==, so `in` finds them)."""
-_FRESH = {kind: Usage(kind, False, 1) for kind in MemoryKind}
-"""What a new allocation of each kind holds (made once: the allocation path is hot)."""
-
-
-def _drop_ref(u: Usage) -> Usage:
-    # The last reference gone, the pages are System memory until reclaimed.
-    if u.refs > 1:
-        return Usage(u.kind, u.known_committed, u.refs - 1)
-    return _FREED_KNOWN if u.known_committed else _FREED
 
 
 def _page_range(fr: object) -> FileRange:
@@ -159,30 +118,6 @@ def _page_range(fr: object) -> FileRange:
     return check_page_range(fr)
 
 
-def _forget_committed(u: Usage) -> Usage:
-    return Usage(u.kind, False, u.refs) if u.known_committed else u
-
-
-def _learn_committed(u: Usage) -> Usage:
-    # Only committable pages (referenced, not yet known) change; see update_usage.
-    return Usage(u.kind, True, u.refs) if not u.known_committed and u.refs else u
-
-
-class _UserInfo:
-    """The seed's ``evictableMemoryUserInfo``."""
-
-    __slots__ = ("evicting", "ranges")
-
-    def __init__(self) -> None:
-        self.ranges = RangeSet()
-        self.evicting = False
-        """An eviction thread (or, without threads, a pending eviction run) exists for the user."""
-
-
-WAIT: Literal["wait"] = "wait"
-EXIT: Literal["exit"] = "exit"
-
-
 class MemoryFile:
     """gVisor's ``pgalloc.MemoryFile`` over a real memfd; see the module docstring.
 
@@ -194,7 +129,7 @@ class MemoryFile:
     seam to the OS (tests inject faults there); ``pressure``: where memory
     pressure comes from when the options ask for it (default: the current
     memory cgroup's "low" level, see :mod:`impl.pressure`); ``tracer``: told
-    of each step of the background threads (see :mod:`impl.tracing`).
+    of each step of the background threads (see :mod:`impl.runtime`).
     """
 
     def __init__(
@@ -220,41 +155,30 @@ class MemoryFile:
             raise ValueError("a pressure source needs DelayedEviction.ENABLED with memcg pressure")
         self.clock = clock
         self._kernel = kernel if kernel is not None else DEFAULT_KERNEL
-        self._accounting = accounting if accounting is not None else MEMORY_ACCOUNTING
         self._background = background
         self._evict_when_idle = (
             self.opts.delayed_eviction is DelayedEviction.ENABLED
             and not self.opts.use_host_memcg_pressure
         )
 
-        # A traced file numbers its lock's acquisitions (see impl.tracing).
-        self._sequenced = SequencedLock() if tracer is not None else None
-        self._mu = (
-            threading.Lock() if self._sequenced is None else cast("threading.Lock", self._sequenced)
-        )
-        self._mappings_mu = threading.Lock()
-        self._reclaim_cond = threading.Condition(self._mu)
+        self._runtime = runtime = Runtime(tracer)
+        self._mu = runtime.lock()
+        self._reclaim_cond = runtime.condition(self._mu)
         """Signalled when the reclaimer becomes runnable (work, an evictable mark, destroy)."""
-        self._idle_cond = threading.Condition(self._mu)
+        self._idle_cond = runtime.condition(self._mu)
         """Notified when unlocked kernel work drains, the reclaimer idles or exits,
         or an eviction thread ends."""
 
         # State under _mu (names follow the seed).
         self._usage: SegmentSet[Usage] = SegmentSet()
-        self._reclaim = RangeSet()
+        self._reclaim = GapSet()
         self._reclaimable = False
-        self._evictable: dict[Hashable, _UserInfo] = {}
-        """Users in the order they were first marked (dicts keep insertion order)."""
+        self._evictable = Evictables()
         self._file_size = 0
-        self._usage_expected = 0
-        self._usage_swapped = 0
-        self._usage_last: int | None = None
-        self._contributed = [0] * len(MemoryKind)
-        """What this file reported to its MemoryAccounting, by kind."""
+        self._books = Books(accounting if accounting is not None else MEMORY_ACCOUNTING)
         self._decommit_generation = 0
         """Counts markDecommitted; update_usage re-asks mincore if it moved meanwhile."""
         self._destroyed = False
-        self._file_open = True
         self._unlocked_users = 0
         self._reclaimer_runnable = True
         """False while the reclaimer waits for a signal (a signal when it is running is lost)."""
@@ -265,17 +189,16 @@ class MemoryFile:
         """A mincore vector for update_usage to borrow (allocating one per scan is slow)."""
         self._evictors: set[threading.Thread] = set()
         self._evictors_running = 0
-        # Chunk index -> mapping; only gains entries (under _mappings_mu) until destroy.
-        self._mappings: dict[int, ChunkMapping] = {}
-        self._tracer = tracer
+        self._steps = Steps(self)
         self._reclaimer_thread: threading.Thread | None = None
         if background:
-            self._reclaimer_thread = threading.Thread(
-                target=reclaimer.run_reclaimer, args=(self,), name="pgalloc-reclaimer", daemon=True
+            self._reclaimer_thread = runtime.thread(
+                "pgalloc-reclaimer", reclaimer.run_reclaimer, self._steps, runtime
             )
 
         owned = file is None
         self._fd = self._kernel.memfd_create("pgalloc") if file is None else file
+        self._chunks = Chunks(self._kernel, self._fd, runtime.inner_lock())
         try:
             # Truncate to 0 bytes first to ensure that the file is empty.
             self._kernel.ftruncate(self._fd, 0)
@@ -302,39 +225,6 @@ class MemoryFile:
         if self._destroyed:
             raise UseAfterDestroy("the MemoryFile has been destroyed")
 
-    def _account(self, kind: MemoryKind, delta: int) -> None:
-        self._contributed[kind] += delta
-        if delta >= 0:
-            self._accounting.inc(delta, kind)
-        else:
-            self._accounting.dec(-delta, kind)
-
-    def _covering(self, fr: FileRange, operation: str) -> list[tuple[int, int, Usage]]:
-        """The usage segments over ``fr``; UnallocatedPages unless they cover all of it."""
-        parts = self._usage.segments(fr.start, fr.end)
-        position = fr.start
-        for start, end, _ in parts:
-            if start != position:
-                break
-            position = end
-        else:
-            if position == fr.end:
-                return parts
-        gap = self._usage.first_gap(fr.start, fr.end)
-        raise UnallocatedPages(
-            f"{operation}({fr}): attempted on unallocated pages {FileRange(*gap) if gap else fr}"
-        )
-
-    def _referenced(self, fr: FileRange, operation: str) -> list[tuple[int, int, Usage]]:
-        """The usage segments over ``fr``, all allocated and referenced (else the seed panics)."""
-        parts = self._covering(fr, operation)
-        for start, end, u in parts:
-            if u.refs == 0:
-                raise NoReferences(
-                    f"{operation}({fr}): 0 existing references on {FileRange(start, end)}"
-                )
-        return parts
-
     def _signal_reclaimer_locked(self) -> None:
         """``reclaimCond.Signal()``: wakes a waiting reclaimer; lost if it is running."""
         if not self._reclaimer_runnable:
@@ -353,49 +243,18 @@ class MemoryFile:
         finally:
             self._idle_waiters -= 1
 
+    def _wait_for_signal_locked(self) -> None:
+        while not self._reclaimer_runnable:
+            self._reclaim_cond.wait()
+
     def _unlocked_done_locked(self) -> None:
         self._unlocked_users -= 1
         if self._unlocked_users == 0:
             self._notify_idle_locked()
 
-    # --- Chunk mappings ------------------------------------------------------------------
-
-    def _chunk(self, chunk: int) -> ChunkMapping:
-        """The mapping of ``chunk``, created on first use (the seed's getChunkMapping)."""
-        mapping = self._mappings.get(chunk)
-        if mapping is not None:
-            return mapping
-        with self._mappings_mu:
-            if not self._file_open:  # destroyed since the caller's check: never map a closed fd
-                raise UseAfterDestroy("the MemoryFile has been destroyed")
-            mapping = self._mappings.get(chunk)
-            if mapping is None:
-                mapping = self._kernel.map_chunk(self._fd, chunk << CHUNK_SHIFT, CHUNK_SIZE)
-                self._mappings[chunk] = mapping
-            return mapping
-
-    def _slices(self, start: int, end: int) -> list[tuple[ChunkMapping, int, int]]:
-        """``[start, end)`` cut at chunk boundaries: (mapping, offset, end offset) in the chunk.
-
-        The seed's forEachMappingSlice; maps chunks on first use.
-        """
-        chunk = start >> CHUNK_SHIFT
-        if chunk == (end - 1) >> CHUNK_SHIFT:
-            base = chunk << CHUNK_SHIFT
-            return [(self._chunk(chunk), start - base, end - base)]
-        slices = []
-        while start < end:
-            base = chunk << CHUNK_SHIFT
-            stop = min(end, base + CHUNK_SIZE)
-            slices.append((self._chunk(chunk), start - base, stop - base))
-            start = stop
-            chunk += 1
-        return slices
-
     def _zero(self, start: int, end: int) -> None:
-        """manuallyZero: write zeroes over ``[start, end)`` (which commits the pages)."""
-        for mapping, lo, hi in self._slices(start, end):
-            self._kernel.zero(mapping.address + lo, hi - lo)
+        """manuallyZero ``[start, end)`` (see ``Chunks.zero``)."""
+        self._chunks.zero(start, end)
 
     # --- Allocation ----------------------------------------------------------------------
 
@@ -426,7 +285,7 @@ class MemoryFile:
                 self._file_size = new_size
             if self.opts.manual_zeroing:
                 self._zero(start, end)
-            self._usage.insert(start, end, _FRESH[kind])
+            self._usage.insert(start, end, FRESH[kind])
             return _new_tuple(FileRange, found)
         finally:
             mu.release()
@@ -447,34 +306,7 @@ class MemoryFile:
         except OSError:
             self.dec_ref(fr)
             raise
-        done, error = 0, None
-        index, offset = 0, 0  # the view holding byte `done`, and the offset in it
-        while done < length:
-            want = min(FILL_BUFFER, length - done)
-            view = views[index]
-            # A window straddling two chunks is read into a scratch buffer, then copied.
-            scratch = None if offset + want <= len(view) else bytearray(want)
-            target = view[offset : offset + want] if scratch is None else memoryview(scratch)
-            try:
-                n = read_count(reader.readinto(target), want)
-            except Exception as raised:  # the reader's error is part of the result
-                error = raised
-                break
-            finally:
-                target.release()  # the error's traceback must not pin the mapping
-            if not n:
-                error = EOFError(f"reader ended after {done} of {length} bytes")
-                break
-            written = 0
-            while written < n:  # copy a buffer that straddles chunks; otherwise just advance
-                step = min(n - written, len(views[index]) - offset)
-                if scratch is not None:
-                    views[index][offset : offset + step] = scratch[written : written + step]
-                written += step
-                offset += step
-                if offset == len(views[index]) and index + 1 < len(views):
-                    index, offset = index + 1, 0
-            done += n
+        done, error = fill(views, length, reader)
         for view in views:
             view.release()
         kept = done - done % PAGE_SIZE
@@ -490,8 +322,8 @@ class MemoryFile:
         with self._mu:
             self._require_live()
             _page_range(fr)
-            self._referenced(fr, "IncRef")
-            self._usage.update(fr.start, fr.end, _add_ref)
+            usage.referenced(self._usage, fr, "IncRef")
+            self._usage.update(fr.start, fr.end, add_ref)
 
     def dec_ref(self, fr: FileRange) -> None:
         """DecRef: one reference fewer on every page of ``fr``.
@@ -513,10 +345,10 @@ class MemoryFile:
                 if u.refs == 1:
                     self._free_locked(start, end, u)
             else:
-                for s, e, u in self._referenced(fr, "DecRef"):
+                for s, e, u in usage.referenced(self._usage, fr, "DecRef"):
                     if u.refs == 1:
                         self._free_locked(s, e, u)
-            self._usage.update(start, end, _drop_ref)
+            self._usage.update(start, end, drop_ref)
         finally:
             mu.release()
 
@@ -524,9 +356,7 @@ class MemoryFile:
         """``[start, end)`` of ``u`` lost its last reference: reclaim it, as System memory."""
         self._reclaim.add(start, end)
         if u.known_committed and u.kind is not SYSTEM:
-            self._contributed[u.kind] -= end - start
-            self._contributed[SYSTEM] += end - start
-            self._accounting.move(end - start, SYSTEM, u.kind)
+            self._books.freed(u.kind, end - start)
         self._reclaimable = True
         self._signal_reclaimer_locked()
 
@@ -542,7 +372,7 @@ class MemoryFile:
         with self._mu:
             self._require_live()
             _page_range(fr)
-            self._covering(fr, "Decommit")
+            usage.covering(self._usage, fr, "Decommit")
             self._unlocked_users += 1
         try:
             if self.opts.manual_zeroing:
@@ -560,14 +390,7 @@ class MemoryFile:
 
     def _mark_decommitted_locked(self, start: int, end: int) -> None:
         """markDecommitted: the pages of ``[start, end)`` are no longer known committed."""
-        changed = False
-        for s, e, u in self._usage.segments(start, end):
-            if u.known_committed:
-                self._account(u.kind, -(e - s))
-                self._usage_expected -= e - s
-                changed = True
-        if changed:
-            self._usage.update(start, end, _forget_committed)
+        self._books.forget(self._usage, start, end)
         self._decommit_generation += 1
 
     # --- Mappings ------------------------------------------------------------------------------
@@ -585,9 +408,9 @@ class MemoryFile:
             raise eacces(f"MapInternal({fr}) with execute access")
         if fr.end > self._file_size:
             raise RangeBeyondFile(f"MapInternal({fr}): the file is {self._file_size:#x} bytes")
-        return self._views(self._slices(fr.start, fr.end))
+        return self._views(self._chunks.slices(fr.start, fr.end))
 
-    def _views(self, slices: list[tuple[ChunkMapping, int, int]]) -> list[memoryview]:
+    def _views(self, slices: Slices) -> list[memoryview]:
         """Views of ``slices``; UseAfterDestroy if destroy has released their chunks meanwhile."""
         try:
             return [mapping.view[lo:hi] for mapping, lo, hi in slices]
@@ -595,15 +418,14 @@ class MemoryFile:
             self._require_live()
             raise
 
-    def _mapped_slices(self, fr: FileRange) -> list[tuple[ChunkMapping, int, int]]:
+    def _mapped_slices(self, fr: FileRange) -> Slices:
         """The slices of ``fr``, which must lie in chunks already mapped (as the spec's read)."""
         self._require_live()
         check_file_range(fr)
-        last = (fr.end - 1) >> CHUNK_SHIFT
-        if any(c not in self._mappings for c in range(fr.start >> CHUNK_SHIFT, last + 1)):
+        if not self._chunks.all_mapped(fr.start, fr.end):
             self._require_live()  # destroy may have dropped the mappings since the check above
             raise RangeBeyondFile(f"{fr} is not inside a mapping returned by map_internal")
-        return self._slices(fr.start, fr.end)
+        return self._chunks.slices(fr.start, fr.end)
 
     def read(self, fr: FileRange) -> bytes:
         """Read ``fr`` through the mappings (``map_internal`` it first); commits what it touches."""
@@ -622,22 +444,11 @@ class MemoryFile:
 
     # --- Usage -------------------------------------------------------------------------------
 
-    def _should_skip(self, now: int, current: int) -> bool:
-        """UpdateUsage's three reasons not to scan, in the seed's order."""
-        if current == self._usage_expected and self._usage_swapped == 0:
-            return True
-        last = self._usage_last
-        if last is None:  # Go's zero time: every interval since is huge
-            return False
-        if current == self._usage_expected + self._usage_swapped and now < last + SECOND:
-            return True
-        return now - last < RESCAN_INTERVAL
-
     def update_usage(self) -> None:
         """UpdateUsage: learn from ``mincore`` which referenced pages are committed.
 
-        Skips as the seed does (see ``_should_skip``). Otherwise, for each
-        committable segment, chunk slice by slice, drops the lock around
+        Skips as the seed does (:func:`impl.usage.should_skip`). Otherwise, for
+        each committable segment, chunk slice by slice, drops the lock around
         ``mincore`` and marks the committed pages, accounting them to their
         kind; an answer taken while pages were decommitted is asked again.
         Then books what the file holds by then beyond that as swap (System).
@@ -649,9 +460,9 @@ class MemoryFile:
             if type(now) is not int:
                 raise InvalidArgument(f"the clock must return int nanoseconds, not {now!r}")
             current = self._kernel.committed_bytes(self._fd)
-            if self._should_skip(now, current):
+            if self._books.should_skip(now, current):
                 return
-            self._usage_last = now
+            self._books.last = now
             vector = self._spare_vector or ResidencyVector(_CHUNK_PAGES)
             self._spare_vector = None
             try:
@@ -660,19 +471,9 @@ class MemoryFile:
                 self._spare_vector = vector
                 self._finish_scan_locked()
 
-    def _next_committable(self, position: int) -> tuple[int, int] | None:
-        """The first segment ending after ``position`` whose pages may newly be committed."""
-        segment = self._usage.lower_bound(position)
-        while segment is not None:
-            start, end, u = segment
-            if not u.known_committed and u.refs:
-                return start, end
-            segment = self._usage.lower_bound(end)
-        return None
-
     def _scan_locked(self, vector: ResidencyVector) -> None:
         position = 0
-        while not self._destroyed and (segment := self._next_committable(position)):
+        while not self._destroyed and (segment := usage.next_committable(self._usage, position)):
             start, end = segment
             while start < end and not self._destroyed:
                 stop = min(end, (start & ~CHUNK_MASK) + CHUNK_SIZE)
@@ -682,7 +483,7 @@ class MemoryFile:
 
     def _query_and_mark_locked(self, start: int, end: int, vector: ResidencyVector) -> None:
         """mincore the slice ``[start, end)`` without the lock, then mark what it found."""
-        address = self._chunk(start >> CHUNK_SHIFT).address + (start & CHUNK_MASK)
+        address = self._chunks.chunk(start >> CHUNK_SHIFT).address + (start & CHUNK_MASK)
         while True:
             generation = self._decommit_generation
             self._unlocked_users += 1
@@ -696,18 +497,9 @@ class MemoryFile:
                 break
             # Pages were decommitted (maybe reallocated) meanwhile: the answer may be stale.
         for first, stop in committed_runs(vector.bytes, (end - start) >> PAGE_SHIFT):
-            self._mark_committed_locked(start + (first << PAGE_SHIFT), start + (stop << PAGE_SHIFT))
-
-    def _mark_committed_locked(self, start: int, end: int) -> None:
-        """Mark the committable pages of the committed run ``[start, end)`` known committed."""
-        changed = False
-        for s, e, u in self._usage.segments(start, end):
-            if not u.known_committed and u.refs:
-                self._account(u.kind, e - s)
-                self._usage_expected += e - s
-                changed = True
-        if changed:
-            self._usage.update(start, end, _learn_committed)
+            self._books.learn(
+                self._usage, start + (first << PAGE_SHIFT), start + (stop << PAGE_SHIFT)
+            )
 
     def _finish_scan_locked(self) -> None:
         """Book what the file holds beyond ``usage_expected`` as swap, or drop the booking.
@@ -716,14 +508,7 @@ class MemoryFile:
         only grew since; the lock was dropped meanwhile (pages may have been
         punched), so we read it again, under the lock.
         """
-        current = self._kernel.committed_bytes(self._fd)
-        if self._usage_expected < current:
-            swapped = current - self._usage_expected
-            self._account(SYSTEM, swapped - self._usage_swapped)
-            self._usage_swapped = swapped
-        elif self._usage_swapped:
-            self._account(SYSTEM, -self._usage_swapped)
-            self._usage_swapped = 0
+        self._books.book_swap(self._kernel.committed_bytes(self._fd))
 
     def total_usage(self) -> int:
         """TotalUsage: what the kernel holds for the file (``fstat`` blocks x 512)."""
@@ -746,64 +531,10 @@ class MemoryFile:
         return self._fd
 
     def committed_ranges(self) -> list[FileRange]:
-        """What ``mincore`` says is committed over the whole file, merged.
-
-        ``SEEK_DATA``/``SEEK_HOLE`` find the regions worth asking about (a
-        sparse file may be huge); chunks not mapped yet are mapped just for the
-        question, so the file's own mappings are not changed.
-        """
+        """What ``mincore`` says is committed over the whole file, merged (see impl.usage)."""
         with self._mu:
             self._require_live()
-            found: list[FileRange] = []
-            vector = ResidencyVector(_CHUNK_PAGES)
-            for region_start, end in self._data_regions():
-                position = region_start
-                while position < end:
-                    base = position & ~CHUNK_MASK
-                    stop = min(end, base + CHUNK_SIZE)
-                    for first, last in self._residency(base, position - base, stop - base, vector):
-                        run = FileRange(base + first, base + last)
-                        if found and found[-1].end == run.start:
-                            found[-1] = FileRange(found[-1].start, run.end)
-                        else:
-                            found.append(run)
-                    position = stop
-            return found
-
-    def _residency(
-        self, base: int, lo: int, hi: int, vector: ResidencyVector
-    ) -> list[tuple[int, int]]:
-        """The committed runs (offsets in the chunk at ``base``) of ``[lo, hi)`` of that chunk.
-
-        A chunk the file has not mapped is mapped just for the question, and
-        unmapped after it even if it fails.
-        """
-        mapping = self._mappings.get(base >> CHUNK_SHIFT)
-        temporary = mapping is None
-        if mapping is None:
-            mapping = self._kernel.map_chunk(self._fd, base, CHUNK_SIZE)
-        try:
-            self._kernel.mincore(mapping.address + lo, hi - lo, vector)
-            runs = committed_runs(vector.bytes, (hi - lo) >> PAGE_SHIFT)
-        finally:
-            if temporary:
-                self._kernel.unmap_chunk(mapping)
-        return [(lo + (first << PAGE_SHIFT), lo + (stop << PAGE_SHIFT)) for first, stop in runs]
-
-    def _data_regions(self) -> list[tuple[int, int]]:
-        regions = []
-        position = 0
-        while position < self._file_size:
-            try:
-                start = os.lseek(self._fd, position, os.SEEK_DATA)
-            except OSError as error:
-                if error.errno == errno.ENXIO:
-                    break
-                raise
-            end = min(os.lseek(self._fd, start, os.SEEK_HOLE), self._file_size)
-            regions.append((start & ~(PAGE_SIZE - 1), (end + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)))
-            position = end
-        return regions
+            return usage.committed_ranges(self._kernel, self._fd, self._file_size, self._chunks)
 
     # --- Evictable memory ----------------------------------------------------------------
 
@@ -817,11 +548,7 @@ class MemoryFile:
             self._require_live()
             check_user(user)
             check_evictable_range(er)
-            info = self._evictable.get(user)
-            if info is None:
-                info = self._evictable[user] = _UserInfo()
-            if er.start < er.end:
-                info.ranges.add(er.start, er.end)
+            info = self._evictable.mark(user, er.start, er.end)
             if not info.evicting:
                 if self.opts.delayed_eviction is DelayedEviction.DISABLED:
                     self._start_evictor_locked(user, info)
@@ -837,25 +564,14 @@ class MemoryFile:
             self._require_live()
             check_user(user)
             check_evictable_range(er)
-            info = self._evictable.get(user)
-            if info is None:
-                return
-            if er.start < er.end:
-                info.ranges.remove(er.start, er.end)
-            if not info.evicting and not info.ranges:
-                del self._evictable[user]
+            self._evictable.unmark(user, er.start, er.end)
 
     def mark_all_unevictable(self, user: Hashable) -> None:
         """MarkAllUnevictable: nothing of ``user`` is evictable any more."""
         with self._mu:
             self._require_live()
             check_user(user)
-            info = self._evictable.get(user)
-            if info is None:
-                return
-            info.ranges.clear()
-            if not info.evicting:
-                del self._evictable[user]
+            self._evictable.unmark_all(user)
 
     def should_cache_evictable(self) -> bool:
         """ShouldCacheEvictable: whether evictions are meaningfully delayed."""
@@ -888,53 +604,25 @@ class MemoryFile:
             log.debug("pgalloc.MemoryFile performing evictions due to memcg pressure")
 
     def _start_evictions_locked(self) -> bool:
-        started = False
-        for user, info in self._evictable.items():
-            if not info.evicting:  # one eviction thread per user
-                self._start_evictor_locked(user, info)
-                started = True
-        return started
+        idle = self._evictable.idle()
+        for user, info in idle:  # one eviction thread per user
+            self._start_evictor_locked(user, info)
+        return bool(idle)
 
-    def _start_evictor_locked(self, user: Hashable, info: _UserInfo) -> None:
+    def _start_evictor_locked(self, user: Hashable, info: Evictable) -> None:
         info.evicting = True
-        if self._tracer is not None:  # an effect of the running call, which no result shows
-            self._tracer("evictor_start", (user,), None, 0, 0)
+        self._runtime.event("evictor_start", (user,))  # an effect no result of the call shows
         if self._background:
-            thread = threading.Thread(
-                target=reclaimer.run_evictor, args=(self, user), name="pgalloc-evict", daemon=True
+            thread = self._runtime.thread(
+                "pgalloc-evict", eviction.run_evictor, self._steps, self._runtime, user
             )
             self._evictors.add(thread)
             self._evictors_running += 1
             thread.start()
 
-    def _take_eviction_locked(self, user: Hashable) -> EvictableRange | None:
-        """The eviction thread's locked step: take the user's last range, or finish.
-
-        It finishes (deleting the entry unless ranges remain) when none is
-        left or the file is destroyed.
-        """
-        info = self._evictable.get(user)
-        if info is None or not info.evicting:
-            raise InvariantViolation(f"no eviction runs for {user!r}")
-        if self._destroyed or not info.ranges:
-            if info.ranges:
-                info.evicting = False
-            else:
-                del self._evictable[user]
-            return None
-        last = info.ranges.pop_last()
-        assert last is not None
-        return EvictableRange(*last)
-
-    def _evictor_done_locked(self) -> None:
-        self._evictors.discard(threading.current_thread())
-        self._evictors_running -= 1
-        self._notify_idle_locked()
-
     def _deliver(self, user: Hashable, er: EvictableRange) -> None:
         """Call ``user.evict(er)``, without the lock (users that are mere labels get nothing)."""
-        if isinstance(user, EvictableMemoryUser):
-            user.evict(er)
+        eviction.deliver(user, er)
 
     def wait_for_evictions(self) -> None:
         """WaitForEvictions: until no eviction is running (without threads: run them)."""
@@ -954,11 +642,11 @@ class MemoryFile:
         if self._background:
             self.wait_for_evictions()
             return []
-        return reclaimer.evict_all(self)
+        return eviction.evict_all(self._steps)
 
-    # --- The reclaimer's locked steps (driven by impl.reclaimer) ------------------------
+    # --- The reclaimer's work under the lock (its loop is impl.reclaimer's) -------------
 
-    def _find_reclaimable_locked(self) -> tuple[int, int] | Literal["wait", "exit"]:
+    def _find_reclaimable_locked(self) -> Taken:
         """findReclaimable: take the last reclaimable range, or go idle, or exit.
 
         Out of work, ENABLED without memcg pressure starts evictions first.
@@ -1001,60 +689,15 @@ class MemoryFile:
         memory; it leaves the usage set.
         """
         self._unlocked_done_locked()
-        segment = self._usage.lower_bound(start)
-        if (
-            segment is not None
-            and segment[0] <= start
-            and end <= segment[1]
-            and segment[2] in _UNREFERENCED_SYSTEM
-        ):
-            # The usual case, one free segment holds the whole range: what
-            # _committed_if_free_locked finds when that segment is the only part.
-            committed = end - start if segment[2].known_committed else 0
-        else:
-            committed = self._committed_if_free_locked(start, end)
-        if committed:
-            self._account(SYSTEM, -committed)
-            self._usage_expected -= committed
+        self._books.reclaimed(self._usage, start, end)
         self._decommit_generation += 1
         self._usage.remove(start, end)
-
-    def _committed_if_free_locked(self, start: int, end: int) -> int:
-        """The known committed bytes of ``[start, end)``, which must be unreferenced System pages.
-
-        InvariantViolation otherwise (the reclaimer took pages that are not free).
-        """
-        committed = 0
-        position = start
-        for s, e, u in self._usage.segments(start, end):
-            if s != position or u.refs or u.kind is not SYSTEM:
-                raise InvariantViolation(f"reclaimed pages {FileRange(start, end)} are not free")
-            if u.known_committed:
-                committed += e - s
-            position = e
-        if position != end:
-            raise InvariantViolation(f"reclaimed pages {FileRange(start, end)} are not in use")
-        return committed
-
-    def _wait_for_signal_locked(self) -> None:
-        while not self._reclaimer_runnable:
-            self._reclaim_cond.wait()
 
     def _exit_locked(self) -> None:
         """The end of runReclaim: close the file and unmap every chunk (once)."""
         while self._unlocked_users:
             self._wait_idle_locked()
-        if self._file_open:
-            with self._mappings_mu:  # so _chunk, which checks _file_open under it, maps no more
-                self._file_open = False
-                self._kernel.close(self._fd)
-                for chunk, mapping in self._mappings.items():
-                    if not self._kernel.unmap_chunk(mapping):
-                        log.warning(
-                            "chunk %d of the MemoryFile still has views; unmapped when they go",
-                            chunk,
-                        )
-                self._mappings = {}
+        self._chunks.close()  # so that no chunk is mapped any more
         self._notify_idle_locked()
 
     def reclaim(self) -> list[FileRange]:
@@ -1064,12 +707,12 @@ class MemoryFile:
         """
         if self._background:
             with self._mu:
-                while self._reclaimer_runnable and self._file_open and not self._reclaimer_failed:
+                while self._reclaimer_runnable and self._chunks.open and not self._reclaimer_failed:
                     self._wait_idle_locked()
                 if self._reclaimer_failed:
                     raise RuntimeError("the reclaimer thread failed; see the log")
             return []
-        return reclaimer.reclaim_until_idle(self)
+        return reclaimer.reclaim_until_idle(self._steps)
 
     # --- Lifecycle ------------------------------------------------------------------------
 
@@ -1093,7 +736,7 @@ class MemoryFile:
                 if thread is not me:
                     thread.join()
         else:
-            reclaimer.evict_all(self)
+            eviction.evict_all(self._steps)
         with self._mu:
             self._exit_locked()  # already done by the reclaimer, unless it died
         if self._watcher is not None:
@@ -1119,9 +762,9 @@ class MemoryFile:
         """With a tracer: the number of this thread's latest acquisition of the lock.
 
         A hint of where its last call took effect, for a checker that verifies
-        it (see :mod:`impl.tracing`); None without a tracer.
+        it (see :mod:`impl.runtime`); None without a tracer.
         """
-        return None if self._sequenced is None else self._sequenced.latest()
+        return self._runtime.lock_sequence()
 
     def observation(self, label: Callable[[Hashable], str] = str) -> Observation:
         """The observation (the snapshot spec and ports compare), taken under the lock."""
@@ -1132,17 +775,90 @@ class MemoryFile:
                     (FileRange(s, e), u.kind, u.refs, u.known_committed) for s, e, u in self._usage
                 ),
                 reclaim=tuple(FileRange(s, e) for s, e in self._reclaim),
-                accounting=tuple((kind, self._contributed[kind]) for kind in MemoryKind),
-                usage_expected=self._usage_expected,
-                usage_swapped=self._usage_swapped,
-                evictable=tuple(
-                    sorted(
-                        (
-                            label(user),
-                            tuple(EvictableRange(s, e) for s, e in info.ranges),
-                            info.evicting,
-                        )
-                        for user, info in self._evictable.items()
-                    )
-                ),
+                accounting=self._books.accounting_observation(),
+                usage_expected=self._books.expected,
+                usage_swapped=self._books.swapped,
+                evictable=self._evictable.observation(label),
             )
+
+
+class Steps:
+    """A file's background work as the named steps its loops drive.
+
+    :func:`impl.reclaimer.run_reclaimer` and :func:`impl.eviction.run_evictor`
+    (threads), :func:`impl.reclaimer.reclaim_until_idle` and
+    :func:`impl.eviction.evict_all` (on the caller's thread) see a file only
+    through these (:class:`impl.reclaimer.ReclaimerSteps`,
+    :class:`impl.eviction.EvictorSteps`); each takes the lock itself.
+    """
+
+    __slots__ = ("_f",)
+
+    def __init__(self, f: MemoryFile) -> None:
+        self._f = f
+
+    def reclaim_find(self, manual: bool) -> Taken:
+        f = self._f
+        f._mu.acquire()  # (not `with`: see "Hot paths" in the module docstring)
+        try:
+            if manual and (not f._reclaimer_runnable or f._destroyed or f._reclaimer_failed):
+                return WAIT
+            return f._find_reclaimable_locked()
+        finally:
+            f._mu.release()
+
+    def reclaim_punch(self, taken: tuple[int, int]) -> None:
+        f = self._f
+        try:
+            f._decommit_reclaimed(*taken)
+        except BaseException:
+            # Neither punched nor zeroed: the range must never be handed out again,
+            # so it stays in usage, unreferenced, and the reclaimer stops (the seed
+            # panics here; the spec's FAILED step).
+            with f._mu:
+                f._reclaimer_failed = True
+                f._unlocked_done_locked()
+            raise
+
+    def reclaim_mark(self, taken: tuple[int, int]) -> Taken:
+        f = self._f
+        f._mu.acquire()
+        try:
+            f._mark_reclaimed_locked(*taken)
+            return f._find_reclaimable_locked()
+        finally:
+            f._mu.release()
+
+    def reclaim_wait(self) -> None:
+        with self._f._mu:
+            self._f._wait_for_signal_locked()
+
+    def reclaim_failed(self) -> None:
+        with self._f._mu:
+            self._f._reclaimer_failed = True
+            self._f._notify_idle_locked()
+
+    def reclaim_exit(self) -> None:
+        with self._f._mu:
+            self._f._exit_locked()
+
+    def evict_take(self, user: Hashable) -> EvictableRange | None:
+        f = self._f
+        with f._mu:
+            return f._evictable.take(user, f._destroyed)
+
+    def evict_next(self) -> tuple[Hashable, EvictableRange | None] | None:
+        f = self._f
+        with f._mu:
+            user = f._evictable.first_evicting()
+            return None if user is None else (user, f._evictable.take(user, f._destroyed))
+
+    def evict_deliver(self, user: Hashable, er: EvictableRange) -> None:
+        self._f._deliver(user, er)
+
+    def evictor_done(self) -> None:
+        f = self._f
+        with f._mu:
+            f._evictors.discard(threading.current_thread())
+            f._evictors_running -= 1
+            f._notify_idle_locked()

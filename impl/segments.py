@@ -2,12 +2,13 @@
 
 gVisor keeps the usage set in a B-tree whose nodes record their largest gap,
 so ``PrevLargeEnoughGap`` costs O(log n). Here the segments live in sorted
-leaves (sortedcontainers' ``SortedList`` layout: lists of at most ``2 * load``
-entries, split in half when full, joined when below ``load / 2``, located
-with two C-level bisects over ``_lasts`` and the leaf) as three parallel lists
+leaves (the engine of :mod:`impl.leaves`, after sortedcontainers' ``SortedList``:
+lists of at most ``2 * load`` entries, split in half when full, joined when
+below ``load / 2``, located with two C-level bisects over ``_lasts`` and the
+leaf) as three parallel lists
 of starts, ends and values, so no tuple is built per segment. The *gaps*, the
 complement of the segments in ``[0, MAX_KEY)``, are a separate
-:class:`impl.gaps.RangeSet`, which keeps a bound on the largest gap of each of
+:class:`impl.gaps.GapSet`, which keeps a bound on the largest gap of each of
 its leaves and a max tree over them: finding the previous gap large enough
 costs O(log n) (see :mod:`impl.gaps`). Keeping only the non-empty gaps there
 (rather than one gap before every segment, as gVisor does) means that runs of
@@ -36,14 +37,15 @@ from bisect import bisect_right
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
-from impl.gaps import DEFAULT_LOAD, MAX_KEY, RangeSet, leaf_cuts
+from impl.gaps import MAX_KEY, GapSet
+from impl.leaves import DEFAULT_LOAD, Leaves
 
-__all__ = ["DEFAULT_LOAD", "MAX_KEY", "RangeSet", "SegmentSet"]
+__all__ = ["DEFAULT_LOAD", "MAX_KEY", "GapSet", "SegmentSet"]
 
 V = TypeVar("V")
 
 
-class SegmentSet(Generic[V]):
+class SegmentSet(Leaves, Generic[V]):
     """Disjoint ranges ``[start, end)`` of offsets in ``[0, MAX_KEY]`` mapped to values.
 
     Values are immutable and compared with ``==``. The set must not change
@@ -55,30 +57,18 @@ class SegmentSet(Generic[V]):
     ([(0, 20, 'a'), (30, 40, 'b')], (20, 30))
     """
 
-    __slots__ = (
-        "_ends",
-        "_finger",
-        "_gaps",
-        "_lasts",
-        "_len",
-        "_load",
-        "_starts",
-        "_vals",
-        "_version",
-    )
+    __slots__ = ("_finger", "_gaps", "_len", "_starts", "_vals", "_version")
 
     def __init__(self, *, load: int = DEFAULT_LOAD) -> None:
-        self._load = load
         self._starts: list[list[int]] = []
         self._ends: list[list[int]] = []
         self._vals: list[list[V]] = []
-        self._lasts: list[int] = []
-        """The last end of each leaf."""
+        super().__init__(load, (self._starts, self._ends, self._vals))
         self._len = 0
         self._version = 0
         self._finger = (0, 0)
         """The position of the segment the last insert made or extended."""
-        self._gaps = RangeSet(load=load)
+        self._gaps = GapSet(load=load)
         self._gaps.add(0, MAX_KEY)
 
     def __len__(self) -> int:
@@ -321,7 +311,13 @@ class SegmentSet(Generic[V]):
                 put(end, segment_end, value)
         self._version += 1
         self._len += len(new_starts) - len(old_starts)
-        self._splice(b0, i0, b1, i1, new_starts, new_ends, new_vals)
+        if b0 == b1:  # within one leaf (the engine's splice, without its loops)
+            self._starts[b0][i0:i1] = new_starts
+            self._ends[b0][i0:i1] = new_ends
+            self._vals[b0][i0:i1] = new_vals
+            self._repair(b0)
+        else:
+            self._splice(b0, i0, b1, i1, (new_starts, new_ends, new_vals))
 
     def _update_one(self, b: int, i: int, start: int, end: int, fn: Callable[[V], V]) -> bool:
         """update() where segment ``(b, i)`` is the only one overlapping ``[start, end)``.
@@ -408,7 +404,13 @@ class SegmentSet(Generic[V]):
         removed = self._count(b0, i0, b1, i1)
         self._version += 1
         self._len += len(new_starts) - removed
-        self._splice(b0, i0, b1, i1, new_starts, new_ends, new_vals)
+        if b0 == b1:  # within one leaf (the engine's splice, without its loops)
+            self._starts[b0][i0:i1] = new_starts
+            self._ends[b0][i0:i1] = new_ends
+            self._vals[b0][i0:i1] = new_vals
+            self._repair(b0)
+        else:
+            self._splice(b0, i0, b1, i1, (new_starts, new_ends, new_vals))
         self._gaps.add(max(start, first_start), min(end, last_end))
 
     def _remove_within(self, b: int, i: int, start: int, end: int) -> None:
@@ -545,66 +547,3 @@ class SegmentSet(Generic[V]):
         self._lasts[-1] = end
         if len(self._starts[-1]) > 2 * self._load:
             self._split(len(self._lasts) - 1)
-
-    def _split(self, b: int) -> None:
-        """Split leaf ``b`` (too large) into leaves of ``load`` to ``1.5 * load`` entries."""
-        starts = self._starts[b]
-        ends = self._ends[b]
-        vals = self._vals[b]
-        cuts = leaf_cuts(len(ends), self._load)
-        self._starts[b : b + 1] = [starts[lo:hi] for lo, hi in cuts]
-        self._ends[b : b + 1] = [ends[lo:hi] for lo, hi in cuts]
-        self._vals[b : b + 1] = [vals[lo:hi] for lo, hi in cuts]
-        self._lasts[b : b + 1] = [ends[hi - 1] for _, hi in cuts]
-
-    def _after_delete(self, b: int) -> None:
-        """Restore the leaf invariants of leaf ``b`` after entries left it."""
-        ends = self._ends[b]
-        if not ends:
-            del self._starts[b], self._ends[b], self._vals[b], self._lasts[b]
-            return
-        self._lasts[b] = ends[-1]
-        if len(ends) < self._load >> 1 and len(self._lasts) > 1:
-            self._join(b - 1 if b else b)
-
-    def _join(self, b: int) -> None:
-        """Merge leaf ``b + 1`` into leaf ``b``, splitting again if too large."""
-        self._starts[b] += self._starts[b + 1]
-        self._ends[b] += self._ends[b + 1]
-        self._vals[b] += self._vals[b + 1]
-        self._lasts[b] = self._lasts[b + 1]
-        del self._starts[b + 1], self._ends[b + 1], self._vals[b + 1], self._lasts[b + 1]
-        if len(self._starts[b]) > 2 * self._load:
-            self._split(b)
-
-    def _splice(
-        self,
-        b0: int,
-        i0: int,
-        b1: int,
-        i1: int,
-        new_starts: list[int],
-        new_ends: list[int],
-        new_vals: list[V],
-    ) -> None:
-        """Replace the entries from ``(b0, i0)`` to ``(b1, i1)`` (excluded) by new ones."""
-        if b0 == b1:
-            self._starts[b0][i0:i1] = new_starts
-            self._ends[b0][i0:i1] = new_ends
-            self._vals[b0][i0:i1] = new_vals
-        else:
-            self._starts[b0][i0:] = new_starts
-            self._ends[b0][i0:] = new_ends
-            self._vals[b0][i0:] = new_vals
-            del self._starts[b1][:i1], self._ends[b1][:i1], self._vals[b1][:i1]
-            del self._starts[b0 + 1 : b1], self._ends[b0 + 1 : b1], self._vals[b0 + 1 : b1]
-            del self._lasts[b0 + 1 : b1]
-            self._repair(b0 + 1)
-        self._repair(b0)
-
-    def _repair(self, b: int) -> None:
-        """Restore the leaf invariants of leaf ``b`` after a bulk change."""
-        if len(self._starts[b]) > 2 * self._load:
-            self._split(b)
-        else:
-            self._after_delete(b)

@@ -47,6 +47,7 @@ from impl import MemoryFile
 from impl.accounting import MemoryAccounting
 from impl.kernel import Kernel
 from models.check import Check, CheckResult, Progress
+from models.mismatch import expect
 from models.profiles import fuzzing_settings
 from spec.errors import ContractViolation
 from spec.invariants import check_fresh_allocation, check_invariants
@@ -166,7 +167,7 @@ class DifferentialMachine(RuleBasedStateMachine):
         """Make the same call on both sides; they must do the same; the spec's result."""
         expected = _outcome(lambda: call(self.spec))
         found = _outcome(lambda: call(self.real))
-        assert found == expected, f"the implementation did {found}, the specification {expected}"
+        expect("outcome", expected, found)
         return expected[1]
 
     # --- Allocation ----------------------------------------------------------------------
@@ -277,13 +278,10 @@ class DifferentialMachine(RuleBasedStateMachine):
             kernel_says = range_set(self.real.committed_ranges())
         finally:
             self.kernel.faults = faults
-        assert kernel_says == self.spec.state.host.committed, (
-            f"the kernel holds {kernel_says.ranges()}, "
-            f"the host model says {self.spec.state.host.committed.ranges()}"
-        )
+        expect("committed pages", self.spec.state.host.committed, kernel_says)
         expected = _outcome(lambda: self.spec.update_usage(self.now, committed=kernel_says))
         found = _outcome(self.real.update_usage)
-        assert found == expected, f"the implementation did {found}, the specification {expected}"
+        expect("outcome", expected, found)
 
     # --- Background work ----------------------------------------------------------------------
 
@@ -364,11 +362,9 @@ class DifferentialMachine(RuleBasedStateMachine):
         expected = self.spec.observation()
         found = self.impl.observation()
         for field in dataclasses.fields(expected):
-            theirs = getattr(found, field.name)
-            ours = getattr(expected, field.name)
-            assert theirs == ours, f"{field.name}: the implementation has {theirs}, the spec {ours}"
-        assert self.impl.total_usage() == self.spec.total_usage()
-        assert self.impl.total_size() == self.spec.total_size()
+            expect(field.name, getattr(expected, field.name), getattr(found, field.name))
+        expect("total_usage", self.spec.total_usage(), self.impl.total_usage())
+        expect("total_size", self.spec.total_size(), self.impl.total_size())
 
     @invariant()
     def spec_invariants_hold(self) -> None:

@@ -15,7 +15,17 @@ Read in this order:
 * :mod:`spec.memory_file` — the same transitions behind the seed's method names.
 
 Nothing here touches the OS, starts a thread or reads a clock.
+
+Importing ``spec`` loads only the vocabulary and the errors (what ``impl``
+shares); the state machine's names (``SpecMemoryFile``, ``State``, ...) load
+on first use, so that ``import impl`` never loads the specification's
+transitions (``tests/test_layering.py`` checks it).
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
 
 from spec.errors import (
     ContractViolation,
@@ -29,10 +39,6 @@ from spec.errors import (
     UnallocatedPages,
     UseAfterDestroy,
 )
-from spec.invariants import check_invariants
-from spec.memory_file import SpecMemoryFile
-from spec.ranges import find_available_range
-from spec.state import SEED, SeedDefects, State, observe
 from spec.vocabulary import (
     CHUNK_SIZE,
     HUGE_PAGE_SIZE,
@@ -48,11 +54,37 @@ from spec.vocabulary import (
     EvictableRange,
     FileRange,
     FillResult,
+    MemoryFileApi,
     MemoryFileOpts,
     MemoryKind,
     Observation,
     Reader,
 )
+
+if TYPE_CHECKING:
+    from spec.invariants import check_invariants
+    from spec.memory_file import SpecMemoryFile
+    from spec.ranges import find_available_range
+    from spec.state import SEED, SeedDefects, State, observe
+
+_STATE_MACHINE = {
+    "check_invariants": "spec.invariants",
+    "SpecMemoryFile": "spec.memory_file",
+    "find_available_range": "spec.ranges",
+    "SEED": "spec.state",
+    "SeedDefects": "spec.state",
+    "State": "spec.state",
+    "observe": "spec.state",
+}
+"""The names loaded on first use, and the module each comes from."""
+
+
+def __getattr__(name: str) -> object:
+    module = _STATE_MACHINE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'spec' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
 
 __all__ = [
     "CHUNK_SIZE",
@@ -76,6 +108,7 @@ __all__ = [
     "InvalidOptions",
     "InvalidRange",
     "InvariantViolation",
+    "MemoryFileApi",
     "MemoryFileOpts",
     "MemoryKind",
     "NoReferences",

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import mmap
 from pathlib import Path
-from typing import Any
 
 from impl import Kernel, MemoryAccounting, MemoryFile
 from impl.kernel import ChunkMapping, ResidencyVector
@@ -30,8 +29,10 @@ from spec.vocabulary import (
     FileRange,
     HostFaults,
     MemoryFileOpts,
-    Observation,
 )
+
+Views = list[memoryview]
+"""What ``impl.MemoryFile.map_internal`` returns: a writable view per chunk."""
 
 SHMEM_THP = Path("/sys/kernel/mm/transparent_hugepage/shmem_enabled")
 
@@ -88,7 +89,7 @@ class ScriptedHost(Kernel):
         raise ValueError(f"mincore of {address:#x}, which no chunk mapping covers")
 
 
-class ImplPort(MemoryFilePort):
+class ImplPort(MemoryFilePort[Views]):
     name = "pgalloc-impl"
 
     def __init__(self) -> None:
@@ -125,14 +126,14 @@ class ImplPort(MemoryFilePort):
         finally:
             self.kernel.committed = None
 
-    def blocks(self, mapping: Any, fr: FileRange) -> list[tuple[int, int]]:
+    def blocks(self, blocks: Views, fr: FileRange) -> list[tuple[int, int]]:
         ranges, start = [], fr.start
-        for view in mapping:
+        for view in blocks:
             ranges.append((start, start + len(view)))
             start += len(view)
         return ranges
 
-    def _pieces(self, mapping: Mapping, fr: FileRange) -> list[tuple[memoryview, int, int]]:
+    def _pieces(self, mapping: Mapping[Views], fr: FileRange) -> list[tuple[memoryview, int, int]]:
         """The (view, start, end) slices of the mapping's blocks that make up ``fr``."""
         pieces, base = [], mapping.range.start
         for view in mapping.blocks:
@@ -142,17 +143,14 @@ class ImplPort(MemoryFilePort):
             base += len(view)
         return pieces
 
-    def write_mapped(self, mapping: Mapping, offset: int, data: bytes) -> None:
+    def write_mapped(self, mapping: Mapping[Views], offset: int, data: bytes) -> None:
         position = 0
         for view, lo, hi in self._pieces(mapping, FileRange(offset, offset + len(data))):
             view[lo:hi] = data[position : position + hi - lo]
             position += hi - lo
 
-    def read_mapped(self, mapping: Mapping, fr: FileRange) -> bytes:
+    def read_mapped(self, mapping: Mapping[Views], fr: FileRange) -> bytes:
         return b"".join(bytes(view[lo:hi]) for view, lo, hi in self._pieces(mapping, fr))
-
-    def observe(self) -> Observation:
-        return self.impl.observation(label=lambda user: getattr(user, "name", str(user)))
 
     def release(self) -> None:
         """Release the views, so that destroy can unmap every chunk."""

@@ -4,10 +4,10 @@ A :class:`Port` turns a decoded request into calls on a memory file and the
 outcome into a response: the result, or a language-neutral error (a
 ``ContractViolation`` becomes ``contract`` with its subclass as
 ``violation``, an ``OSError`` its errno name, invalid options ``EINVAL``).
-:class:`MemoryFilePort` does this for any object with the methods of
-``spec.SpecMemoryFile`` (which ``impl.MemoryFile`` mirrors); subclasses
-supply only what differs: construction, the injected kernel faults,
-``update_usage``'s inputs, mappings and the observation.
+:class:`MemoryFilePort` does this for any :class:`spec.vocabulary.MemoryFileApi`
+(``SpecMemoryFile`` and ``impl.MemoryFile``), generic over what its
+``map_internal`` returns; subclasses supply only what differs: construction,
+the injected kernel faults, ``update_usage``'s inputs and mappings.
 ``models/conformance/driver.py`` serves a port over stdin/stdout; the
 runner can also call one in-process.
 """
@@ -15,9 +15,9 @@ runner can also call one in-process.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Generic, TypeVar
 
 from models.conformance import codec
 from models.conformance.codec import BadRequest, Json
@@ -30,9 +30,14 @@ from spec.vocabulary import (
     EvictableRange,
     FileRange,
     HostFaults,
+    MemoryFileApi,
     MemoryFileOpts,
     MemoryKind,
+    Observation,
 )
+
+Blocks = TypeVar("Blocks", bound=Sequence[object])
+"""What the port's memory file's ``map_internal`` returns."""
 
 Response = dict[str, Json]
 
@@ -45,6 +50,11 @@ class NamedUser:
 
     def evict(self, er: EvictableRange) -> None:
         del er  # run_evictions returns the deliveries; nothing else is asked of a user
+
+
+def user_name(user: Hashable) -> str:
+    """How the protocol names a user: by its name (every user a port makes is a NamedUser)."""
+    return user.name if isinstance(user, NamedUser) else str(user)
 
 
 class ReaderError(Exception):
@@ -81,27 +91,34 @@ class Port(ABC):
 
 
 @dataclass(slots=True)
-class Mapping:
+class Mapping(Generic[Blocks]):
     """The blocks an earlier map_internal returned, kept under the request's number."""
 
     range: FileRange
-    blocks: Any
-    """Whatever the memory file returned (file ranges for the spec, memoryviews for impl)."""
+    blocks: Blocks
+    """What the memory file returned (file ranges for the spec, memoryviews for impl)."""
 
 
-class MemoryFilePort(Port):
-    """A port over any object with ``SpecMemoryFile``'s methods (see the module docstring)."""
+class MemoryFilePort(Port, Generic[Blocks]):
+    """A port over any ``MemoryFileApi`` (see the module docstring)."""
 
     def __init__(self) -> None:
-        self.file: Any = None
+        self.file: MemoryFileApi[Blocks] | None = None
         self.destroyed = False
-        self.mappings: dict[int, Mapping] = {}
+        self.mappings: dict[int, Mapping[Blocks]] = {}
         self.users: dict[str, NamedUser] = {}
+
+    @property
+    def api(self) -> MemoryFileApi[Blocks]:
+        """The session's memory file (``handle`` answers a request before ``create`` itself)."""
+        if self.file is None:
+            raise BadRequest("no memory file: send create first")
+        return self.file
 
     # --- What subclasses supply -------------------------------------------------------
 
     @abstractmethod
-    def create_file(self, opts: MemoryFileOpts, faults: HostFaults) -> Any:
+    def create_file(self, opts: MemoryFileOpts, faults: HostFaults) -> MemoryFileApi[Blocks]:
         """A new memory file with ``opts`` whose kernel calls fail as ``faults`` says.
 
         Raise InvalidOptions as the spec does, then a failing ``ftruncate``'s OSError.
@@ -116,20 +133,20 @@ class MemoryFilePort(Port):
         """UpdateUsage at clock ``now`` (ns); fstat/mincore answer from ``committed`` if given."""
 
     @abstractmethod
-    def blocks(self, mapping: Any, fr: FileRange) -> list[tuple[int, int]]:
+    def blocks(self, blocks: Blocks, fr: FileRange) -> list[tuple[int, int]]:
         """The file range each block of a map_internal result covers."""
 
     @abstractmethod
-    def write_mapped(self, mapping: Mapping, offset: int, data: bytes) -> None:
+    def write_mapped(self, mapping: Mapping[Blocks], offset: int, data: bytes) -> None:
         """Copy ``data`` into ``mapping``'s blocks at file offset ``offset``."""
 
     @abstractmethod
-    def read_mapped(self, mapping: Mapping, fr: FileRange) -> bytes:
+    def read_mapped(self, mapping: Mapping[Blocks], fr: FileRange) -> bytes:
         """Copy ``fr`` out of ``mapping``'s blocks."""
 
-    @abstractmethod
-    def observe(self) -> Any:
+    def observe(self) -> Observation:
         """The file's observation, users labelled by name."""
+        return self.api.observation(label=user_name)
 
     def release(self) -> None:
         """Drop the session's mappings (before the file is destroyed or replaced)."""
@@ -184,14 +201,14 @@ class MemoryFilePort(Port):
 
     def op_allocate(self, request: dict[str, Json]) -> Json:
         length, kind = codec.parse_u64(request.get("length")), self._kind(request)
-        return codec.range_json(*self.file.allocate(length, kind))
+        return codec.range_json(*self.api.allocate(length, kind))
 
     def op_allocate_and_fill(self, request: dict[str, Json]) -> Json:
         length, kind = codec.parse_u64(request.get("length")), self._kind(request)
         data = codec.parse_data(request.get("data"))
         name = request.get("reader_error")
         reader = BytesReader(data, ReaderError(name) if isinstance(name, str) else None)
-        result = self.file.allocate_and_fill(length, kind, reader)
+        result = self.api.allocate_and_fill(length, kind, reader)
         if result.error is None:
             outcome = None
         elif isinstance(result.error, ReaderError):
@@ -203,13 +220,13 @@ class MemoryFilePort(Port):
         return {"range": codec.range_json(*result.file_range), "error": outcome}
 
     def op_decommit(self, request: dict[str, Json]) -> Json:
-        self.file.decommit(codec.parse_file_range(request.get("range")))
+        self.api.decommit(codec.parse_file_range(request.get("range")))
 
     def op_inc_ref(self, request: dict[str, Json]) -> Json:
-        self.file.inc_ref(codec.parse_file_range(request.get("range")))
+        self.api.inc_ref(codec.parse_file_range(request.get("range")))
 
     def op_dec_ref(self, request: dict[str, Json]) -> Json:
-        self.file.dec_ref(codec.parse_file_range(request.get("range")))
+        self.api.dec_ref(codec.parse_file_range(request.get("range")))
 
     def op_map_internal(self, request: dict[str, Json]) -> Json:
         fr = codec.parse_file_range(request.get("range"))
@@ -217,7 +234,7 @@ class MemoryFilePort(Port):
         number = request.get("mapping")
         if type(number) is not int or number < 0:
             raise BadRequest(f"mapping must be a non-negative integer, not {number!r}")
-        blocks = self.file.map_internal(fr, at)
+        blocks = self.api.map_internal(fr, at)
         self.mappings[number] = Mapping(fr, blocks)
         return codec.ranges_json(self.blocks(blocks, fr))
 
@@ -236,27 +253,27 @@ class MemoryFilePort(Port):
 
     def op_mark_evictable(self, request: dict[str, Json]) -> Json:
         er = codec.parse_evictable_range(request.get("range"))
-        self.file.mark_evictable(self._user(request), er)
+        self.api.mark_evictable(self._user(request), er)
 
     def op_mark_unevictable(self, request: dict[str, Json]) -> Json:
         er = codec.parse_evictable_range(request.get("range"))
-        self.file.mark_unevictable(self._user(request), er)
+        self.api.mark_unevictable(self._user(request), er)
 
     def op_mark_all_unevictable(self, request: dict[str, Json]) -> Json:
-        self.file.mark_all_unevictable(self._user(request))
+        self.api.mark_all_unevictable(self._user(request))
 
     def op_start_evictions(self, request: dict[str, Json]) -> Json:
-        self.file.start_evictions()
+        self.api.start_evictions()
 
     def op_run_evictions(self, request: dict[str, Json]) -> Json:
-        delivered: Sequence[tuple[NamedUser, EvictableRange]] = self.file.run_evictions()
-        return codec.events_json([(user.name, er) for user, er in delivered])
+        delivered = self.api.run_evictions()
+        return codec.events_json([(user_name(user), er) for user, er in delivered])
 
     def op_reclaim(self, request: dict[str, Json]) -> Json:
-        return codec.ranges_json(self.file.reclaim())
+        return codec.ranges_json(self.api.reclaim())
 
     def op_memcg_pressure(self, request: dict[str, Json]) -> Json:
-        return bool(self.file.memcg_pressure())
+        return bool(self.api.memcg_pressure())
 
     def op_update_usage(self, request: dict[str, Json]) -> Json:
         now = codec.parse_u64(request.get("now"))
@@ -264,17 +281,17 @@ class MemoryFilePort(Port):
         self.update_usage(now, None if committed is None else codec.parse_page_set(committed))
 
     def op_total_usage(self, request: dict[str, Json]) -> Json:
-        return codec.u64(self.file.total_usage())
+        return codec.u64(self.api.total_usage())
 
     def op_total_size(self, request: dict[str, Json]) -> Json:
-        return codec.u64(self.file.total_size())
+        return codec.u64(self.api.total_size())
 
     def op_should_cache_evictable(self, request: dict[str, Json]) -> Json:
-        return bool(self.file.should_cache_evictable())
+        return bool(self.api.should_cache_evictable())
 
     def op_destroy(self, request: dict[str, Json]) -> Json:
         self.release()
-        self.file.destroy()
+        self.api.destroy()
         self.destroyed = True
 
     def op_state(self, request: dict[str, Json]) -> Json:
@@ -291,7 +308,7 @@ class MemoryFilePort(Port):
             raise BadRequest(f"user must be a non-empty string, not {name!r}")
         return self.users.setdefault(name, NamedUser(name))
 
-    def _mapping(self, request: dict[str, Json]) -> Mapping:
+    def _mapping(self, request: dict[str, Json]) -> Mapping[Blocks]:
         if self.destroyed:  # the mappings went with the file, as the spec's read and write say
             raise UseAfterDestroy("the MemoryFile has been destroyed")
         mapping = self.mappings.get(request.get("mapping"))  # type: ignore[arg-type]
@@ -300,6 +317,6 @@ class MemoryFilePort(Port):
         return mapping
 
     @staticmethod
-    def _within(mapping: Mapping, fr: FileRange) -> None:
+    def _within(mapping: Mapping[Blocks], fr: FileRange) -> None:
         if not (fr.well_formed() and mapping.range.is_superset_of(fr)):
             raise BadRequest(f"{fr} is not inside mapping {mapping.range}")

@@ -8,17 +8,18 @@ recorded from a state the specification itself considers broken.
 
 from __future__ import annotations
 
-from typing import Any
-
 from models.conformance.codec import Json
 from models.conformance.port import Mapping, MemoryFilePort, Response
 from spec.invariants import check_fresh_allocation, check_invariants
 from spec.memory_file import SpecMemoryFile
 from spec.rangemap import range_set
-from spec.vocabulary import FileRange, HostFaults, MemoryFileOpts, Observation
+from spec.vocabulary import FileRange, HostFaults, MemoryFileOpts
+
+Blocks = tuple[FileRange, ...]
+"""What the specification's ``map_internal`` returns: the file range of each block."""
 
 
-class SpecPort(MemoryFilePort):
+class SpecPort(MemoryFilePort[Blocks]):
     name = "pgalloc-spec"
 
     def __init__(self, *, checked: bool = False) -> None:
@@ -40,17 +41,14 @@ class SpecPort(MemoryFilePort):
     def update_usage(self, now: int, committed: list[FileRange] | None) -> None:
         self.spec.update_usage(now, None if committed is None else range_set(committed))
 
-    def blocks(self, mapping: Any, fr: FileRange) -> list[tuple[int, int]]:
-        return [(block.start, block.end) for block in mapping]
+    def blocks(self, blocks: Blocks, fr: FileRange) -> list[tuple[int, int]]:
+        return [(block.start, block.end) for block in blocks]
 
-    def write_mapped(self, mapping: Mapping, offset: int, data: bytes) -> None:
+    def write_mapped(self, mapping: Mapping[Blocks], offset: int, data: bytes) -> None:
         self.spec.write(offset, data)
 
-    def read_mapped(self, mapping: Mapping, fr: FileRange) -> bytes:
+    def read_mapped(self, mapping: Mapping[Blocks], fr: FileRange) -> bytes:
         return self.spec.read(fr)
-
-    def observe(self) -> Observation:
-        return self.spec.observation(label=lambda user: getattr(user, "name", str(user)))
 
     def handle(self, request: dict[str, Json]) -> Response:
         response = super().handle(request)

@@ -121,7 +121,10 @@ class ManualSource(PressureSource):
 
     The eventfd is made when a watcher registers the source (a file without
     threads registers none, so it opens nothing), and the watcher's ``stop``
-    closes it.
+    closes it. The test fires through its own duplicate, which :meth:`close`
+    closes: a fire racing with ``stop`` (a worker of a file being destroyed)
+    then reaches an eventfd nobody reads, never a closed (perhaps reused)
+    descriptor.
     """
 
     def __init__(self) -> None:
@@ -129,7 +132,7 @@ class ManualSource(PressureSource):
 
     def register(self, kernel: Kernel) -> list[Registration]:
         efd = kernel.eventfd()
-        self.efd = efd
+        self.efd = os.dup(efd)
 
         def consume() -> bool:
             os.eventfd_read(efd)
@@ -141,6 +144,12 @@ class ManualSource(PressureSource):
         """Notify pressure (nothing happens before a watcher registered the source)."""
         if self.efd is not None:
             os.eventfd_write(self.efd, 1)
+
+    def close(self) -> None:
+        """Close the test's end (after the last fire)."""
+        if self.efd is not None:
+            os.close(self.efd)
+            self.efd = None
 
 
 Mode = Literal["disabled", "enabled", "enabled-memcg", "manual"]

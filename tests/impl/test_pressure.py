@@ -66,6 +66,7 @@ def test_watcher_calls_back_on_each_notification_and_stops_cleanly() -> None:
     assert wait_until(lambda: len(calls) == 2)
     watcher.stop()
     watcher.stop()  # idempotent
+    source.close()
     assert not any(t.name == "pgalloc-pressure" for t in threading.enumerate())
     assert open_fds() == before  # the source's eventfd and the stop eventfd are closed
 
@@ -87,6 +88,7 @@ def test_a_memory_file_with_a_pressure_source_evicts_when_it_fires() -> None:
         assert user.evicted == []
         source.fire()
         assert wait_until(lambda: user.evicted == [EvictableRange(0, 8)])
+    source.close()
 
 
 def test_a_pressure_source_needs_options_that_use_it() -> None:
@@ -534,6 +536,7 @@ def test_removing_a_watched_cgroup_is_not_pressure_and_the_watcher_lives_on(
         assert wait_until(lambda: calls == [1]), "the watcher stopped watching its other source"
     finally:
         watcher.stop()
+        manual.close()
     assert calls == [1]  # the watcher has ended: nothing else came
     assert open_fds() == before
     assert our_test_cgroups(base) == []

@@ -14,11 +14,13 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from impl.segments import DEFAULT_LOAD, MAX_KEY, RangeSet, SegmentSet
+from impl.segments import DEFAULT_LOAD, MAX_KEY, GapSet, SegmentSet
 from models.seed_loop import seed_find_available_range
 from spec.rangemap import RangeMap, range_set
 from spec.ranges import find_available_range
 from spec.vocabulary import CHUNK_SIZE, HUGE_PAGE_SIZE, INT64_MAX, MAX_PAGE, PAGE_SIZE, FileRange
+from tests.strategies import SearchInputs as Inputs
+from tests.strategies import search_inputs
 
 P = PAGE_SIZE
 H = HUGE_PAGE_SIZE
@@ -160,11 +162,11 @@ def test_find_available_range_skips_gaps_too_small_or_misaligned() -> None:
     assert segments.find_available_range(C, H, H) == (0, H)
 
 
-# --- RangeSet examples ----------------------------------------------------------------
+# --- GapSet examples ----------------------------------------------------------------
 
 
 def test_range_set_union_difference_and_pop() -> None:
-    ranges = RangeSet()
+    ranges = GapSet()
     assert not ranges and ranges.last() is None and ranges.pop_last() is None
     ranges.add(10, 20)
     ranges.add(30, 40)
@@ -282,7 +284,7 @@ range_set_ops = st.lists(
 
 @given(range_set_ops)
 def test_range_set_agrees_with_rangemap(ops: list[tuple[str, int, int]]) -> None:
-    ranges = RangeSet(load=2)  # many small leaves: splits, joins, splices across leaves
+    ranges = GapSet(load=2)  # many small leaves: splits, joins, splices across leaves
     model = range_set([])
     for kind, start, end in ops:
         if kind == "add":
@@ -309,35 +311,6 @@ def test_range_set_agrees_with_rangemap(ops: list[tuple[str, int, int]]) -> None
 # --- find_available_range against the specification -------------------------------------
 
 
-@st.composite
-def search_inputs(draw: st.DrawFn) -> tuple[list[R], int, int, int]:
-    file_size = draw(
-        st.one_of(
-            st.sampled_from([0, C, 2 * C, 1 << 62, (1 << 62) + P, INT64_MAX, INT64_MAX - P]),
-            st.integers(0, 64).map(lambda n: n * P),
-            st.integers(0, INT64_MAX),
-        )
-    )
-    # Non-page-aligned boundaries too: the set works on any offsets.
-    unit = draw(st.sampled_from([P, P, 1]))
-    points = sorted(draw(st.lists(st.integers(0, file_size // unit), max_size=12)))
-    allocated = [
-        R(a * unit, b * unit) for a, b in zip(points[::2], points[1::2], strict=False) if a < b
-    ]
-    length = P * draw(
-        st.one_of(
-            st.integers(1, 1024),
-            st.sampled_from([H // P, MAX_PAGE // P, (1 << 62) // P, (1 << 63) // P]),
-            st.integers(1, MAX_PAGE // P),
-        )
-    )
-    alignment = 1 << draw(st.integers(0, 63))
-    return allocated, file_size, length, alignment
-
-
-Inputs = tuple[list[R], int, int, int]
-
-
 def _check_search(load: int, inputs: Inputs, value: Callable[[int], str]) -> None:
     allocated, file_size, length, alignment = inputs
     segments = build(load, [(fr.start, fr.end, value(i)) for i, fr in enumerate(allocated)])
@@ -348,7 +321,7 @@ def _check_search(load: int, inputs: Inputs, value: Callable[[int], str]) -> Non
 
 
 @pytest.mark.parametrize("load", LOADS)
-@given(search_inputs(), st.booleans())
+@given(search_inputs(unaligned=True), st.booleans())
 @example(([], 0, 1 << 63, P), False)
 @example(([R(0, (1 << 62) - P)], 1 << 62, P, 1 << 63), False)
 @example(([], INT64_MAX, MAX_PAGE, 1), False)
@@ -383,9 +356,9 @@ def test_freeing_raises_a_bound_in_the_built_tree() -> None:
     segments = build(4, [(k * 2 * P, (k * 2 + 1) * P, "x") for k in range(40)])
     # A search for 3 pages finds nothing below: it builds the tree over the leaves.
     assert segments.find_available_range(80 * P, 3 * P, P) == (160 * P - 3 * P, 160 * P)
-    assert segments._gaps._tree is not None
+    assert segments._gaps._index is not None
     segments.remove(20 * P, 23 * P)  # a 5-page hole [19P, 24P) inside one leaf
-    assert segments._gaps._tree is not None
+    assert segments._gaps._index is not None
     segments.check()  # the tree agrees with the raised bound
     assert segments.find_available_range(80 * P, 3 * P, P) == (21 * P, 24 * P)
 
@@ -502,7 +475,7 @@ def _empty_leaf(s: SegmentSet[str]) -> None:
 
 
 def _tree_disagrees(s: SegmentSet[str]) -> None:
-    tree = s._gaps._tree
+    tree = s._gaps._index
     assert tree is not None
     tree[1] = 0
 

@@ -16,7 +16,8 @@ import pytest
 from hypothesis import settings
 
 from impl import MemoryFile
-from impl.memory_file import WAIT, Usage
+from impl.reclaimer import WAIT
+from impl.usage import Usage
 from models.linearizability.history import Operation, Raised
 from models.linearizability.model import apply
 from models.linearizability.search import linearize

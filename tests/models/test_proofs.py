@@ -33,6 +33,7 @@ from spec.vocabulary import CHUNK_SIZE, INT64_MAX, MAX_PAGE, PAGE_SIZE, UINT64_M
 BY_NAME = {lemma.name: lemma for lemma in suite.LEMMAS}
 
 
+@pytest.mark.slow
 def test_every_lemma_is_proved_for_the_seed() -> None:
     lines: list[str] = []
     result = CHECKS[0].run(60.0, lines.append)

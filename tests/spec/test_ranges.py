@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import pytest
 from hypothesis import example, given
-from hypothesis import strategies as st
 
 from models.seed_loop import seed_find_available_range
 from spec.errors import InvalidArgument
@@ -22,6 +21,7 @@ from spec.vocabulary import (
     UINT64_MAX,
     FileRange,
 )
+from tests.strategies import search_inputs
 
 P = PAGE_SIZE
 H = HUGE_PAGE_SIZE
@@ -131,29 +131,6 @@ def test_allocated_ranges_must_be_sorted_disjoint_and_inside() -> None:
         find_available_range([R(2 * P, 3 * P), R(0, P)], C, P, P)
     with pytest.raises(InvalidArgument):
         find_available_range([R(0, 2 * C)], C, P, P)
-
-
-@st.composite
-def search_inputs(draw: st.DrawFn) -> tuple[list[FileRange], int, int, int]:
-    file_size = draw(
-        st.one_of(
-            st.sampled_from([0, C, 2 * C, 1 << 62, (1 << 62) + P, INT64_MAX]),
-            st.integers(0, 64).map(lambda n: n * P),
-            st.integers(0, INT64_MAX),
-        )
-    )
-    pages = file_size // P
-    points = sorted(draw(st.lists(st.integers(0, pages), max_size=8)))
-    allocated = [R(a * P, b * P) for a, b in zip(points[::2], points[1::2], strict=False) if a < b]
-    length = P * draw(
-        st.one_of(
-            st.integers(1, 1024),
-            st.sampled_from([H // P, MAX_PAGE // P, (1 << 62) // P, (1 << 63) // P]),
-            st.integers(1, MAX_PAGE // P),
-        )
-    )
-    alignment = 1 << draw(st.integers(0, 63))
-    return allocated, file_size, length, alignment
 
 
 @given(search_inputs())
