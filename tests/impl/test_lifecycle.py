@@ -135,22 +135,6 @@ class Run:
         self.failures = failures
         self.destroying = threading.Event()
         """Set just before the first destroy call: UseAfterDestroy is legitimate only after."""
-        self._firing = threading.Lock()
-        """Held while firing the pressure source, and while ``destroying`` is set."""
-
-    def fire_pressure(self) -> None:
-        """Fire the pressure source, unless destroy has begun.
-
-        Destroy stops the watcher, which closes the source's eventfd: a write
-        after that would hit a closed descriptor, or one since reused.
-        """
-        with self._firing:
-            if self.pressure is not None and not self.destroying.is_set():
-                self.pressure.fire()
-
-    def begin_destroy(self) -> None:
-        with self._firing:
-            self.destroying.set()
 
     def destroyed(self, who: str) -> None:
         """``who`` caught UseAfterDestroy: a failure unless destroy had begun."""
@@ -251,7 +235,8 @@ def share(run: Run, fr: FileRange, rng: random.Random, tenant: Tenant) -> None:
     elif choice == 4:
         f.start_evictions()
         f.memcg_pressure()
-        run.fire_pressure()  # and through the pressure watcher's thread
+        if run.pressure is not None:
+            run.pressure.fire()  # and through the pressure watcher's thread
     else:
         f.reclaim()
         f.committed_ranges()
@@ -378,7 +363,7 @@ def destroy_mid_flight(build: Build, scenario: Scenario) -> None:
         if isinstance(f, Patient):
             wait_for(lambda: failures, 10)
         second = threading.Thread(target=f.destroy, name="second-destroy")
-        run.begin_destroy()
+        run.destroying.set()
         if scenario.twice_at_once:
             second.start()
         f.destroy()
