@@ -23,22 +23,35 @@ def vectors_generate(directory: Path, check: bool) -> int:
 
 
 def vectors_replay(driver: str, location: Path, timeout: float, quiet: bool) -> int:
-    from models.conformance.replay import load_vectors, run_replay
+    from models.conformance.replay import VectorError, load_vectors, run_replay
 
     try:
         vectors = load_vectors(location)
         with SubprocessDriver(driver, timeout=timeout) as session:
             summary = run_replay(vectors, session, quiet=quiet)
-    except DriverFailure as failure:
+    except (DriverFailure, VectorError) as failure:
         _err(f"pgalloc vectors replay: {failure}")
         return 2
-    return 1 if summary.failed else 0
+    if summary.failed:
+        return 1
+    if not summary.checked:
+        _err(
+            f"pgalloc vectors replay: nothing was checked: none of the {len(vectors)} vectors "
+            "was replayed to the end (the driver lacks their features or does not support them)"
+        )
+        return 2
+    return 0
 
 
 def vectors_coverage(location: Path) -> int:
     from models.conformance.coverage_run import measure
+    from models.conformance.replay import VectorError
 
-    result = measure(location)
+    try:
+        result = measure(location)
+    except VectorError as error:
+        _err(f"pgalloc vectors coverage: {error}")
+        return 2
     print(result.report())
     return 0
 

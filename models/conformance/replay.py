@@ -21,6 +21,7 @@ from pathlib import Path
 
 from models.conformance.compare import Verdict, compare
 from models.conformance.process import Driver, DriverFailure
+from models.conformance.schema import SchemaError
 from models.conformance.vector import Vector
 
 
@@ -46,6 +47,14 @@ class VectorResult:
         return f"{self.outcome.value:<11} {self.name}{where}{detail}"
 
 
+class VectorError(ValueError):
+    """No vectors where vectors were asked for, or a file that is not a valid vector.
+
+    The message is one line naming the path (and, for a schema violation, the
+    step and field), so a command can print it and exit non-zero.
+    """
+
+
 def vector_paths(location: Path) -> list[Path]:
     """The vector files at ``location``: the file itself, or every .json under the folder."""
     if location.is_file():
@@ -53,25 +62,61 @@ def vector_paths(location: Path) -> list[Path]:
     return sorted(p for p in location.rglob("*.json") if p.name != "manifest.json")
 
 
+def _manifest_digests(location: Path) -> dict[str, str]:
+    """path -> sha256 from the manifest beside a generated corpus (empty if there is none)."""
+    manifest = location / "manifest.json"
+    if not (location.is_dir() and manifest.exists()):
+        return {}
+    try:
+        entries = json.loads(manifest.read_text()).get("vectors", [])
+        return {str(entry["path"]): str(entry["sha256"]) for entry in entries}
+    except (OSError, ValueError, AttributeError, KeyError, TypeError) as error:
+        raise VectorError(f"{manifest}: not a vector manifest ({error!r})") from None
+
+
+def load_vector_file(path: Path, *, trusted_digest: str | None = None) -> Vector:
+    """The vector in ``path``, validated unless its text has ``trusted_digest`` (VectorError)."""
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as error:
+        raise VectorError(f"{path}: cannot read it: {error}") from None
+    try:
+        document = json.loads(text)
+    except ValueError as error:
+        raise VectorError(f"{path}: not JSON: {error}") from None
+    trusted = trusted_digest == hashlib.sha256(text.encode()).hexdigest()
+    try:
+        return Vector.from_json(document, trusted=trusted)
+    except SchemaError as error:
+        raise VectorError(f"{path}: {error}") from None
+
+
 def load_vectors(location: Path) -> list[Vector]:
     """The vectors at ``location``, each validated against the schema.
+
+    Raises :class:`VectorError` if ``location`` does not exist, holds no
+    vector file, or holds a file that is not a valid vector: a run that
+    would check nothing is an error, never an empty success.
 
     Files whose digest matches the manifest beside them (a committed,
     generated corpus) skip validation: generation validates them, and the
     regeneration test keeps the corpus what the generator makes.
     """
-    digests: dict[str, str] = {}
-    manifest = location / "manifest.json"
-    if location.is_dir() and manifest.exists():
-        entries = json.loads(manifest.read_text()).get("vectors", [])
-        digests = {entry["path"]: entry["sha256"] for entry in entries}
-    vectors = []
-    for path in vector_paths(location):
-        text = path.read_text()
-        relative = path.relative_to(location).as_posix() if location.is_dir() else ""
-        trusted = digests.get(relative) == hashlib.sha256(text.encode()).hexdigest()
-        vectors.append(Vector.from_json(json.loads(text), trusted=trusted))
-    return vectors
+    if not location.exists():
+        raise VectorError(f"{location}: no such file or folder")
+    paths = vector_paths(location)
+    if not paths:
+        raise VectorError(f"{location}: no vector files in it (*.json besides manifest.json)")
+    digests = _manifest_digests(location)
+    return [
+        load_vector_file(
+            path,
+            trusted_digest=digests.get(path.relative_to(location).as_posix())
+            if location.is_dir()
+            else None,
+        )
+        for path in paths
+    ]
 
 
 def replay_vector(vector: Vector, driver: Driver) -> VectorResult:
@@ -125,6 +170,11 @@ class Summary:
     @property
     def failed(self) -> int:
         return self.counts.get(Outcome.FAILED, 0)
+
+    @property
+    def checked(self) -> int:
+        """Vectors that decided something: passed or failed (not skipped, not unsupported)."""
+        return self.counts.get(Outcome.PASSED, 0) + self.failed
 
     def line(self) -> str:
         return ", ".join(f"{self.counts.get(o, 0)} {o.name.lower()}" for o in Outcome)
