@@ -22,13 +22,15 @@ def vectors_generate(directory: Path, check: bool) -> int:
     return generator.generate(directory, check=check)
 
 
-def vectors_replay(driver: str, location: Path, timeout: float, quiet: bool) -> int:
+def vectors_replay(
+    driver: str, location: Path, timeout: float, quiet: bool, *, max_failures: int | None = None
+) -> int:
     from models.conformance.replay import VectorError, load_vectors, run_replay
 
     try:
         vectors = load_vectors(location)
         with SubprocessDriver(driver, timeout=timeout) as session:
-            summary = run_replay(vectors, session, quiet=quiet)
+            summary = run_replay(vectors, session, quiet=quiet, max_failures=max_failures)
     except (DriverFailure, VectorError) as failure:
         _err(f"pgalloc vectors replay: {failure}")
         return 2
@@ -56,13 +58,20 @@ def vectors_coverage(location: Path) -> int:
     return 0
 
 
-def conform(driver: str, budget: float, timeout: float, save: Path | None) -> int:
+def conform(
+    driver: str,
+    budget: float,
+    timeout: float,
+    save: Path | None,
+    *,
+    max_failures: int | None = None,
+) -> int:
     from models.conformance.conform import run_conform
     from models.conformance.vector import dumps
 
     try:
         with SubprocessDriver(driver, timeout=timeout) as session:
-            result = run_conform(session, budget, _err)
+            result = run_conform(session, budget, _err, max_failures=max_failures)
     except DriverFailure as failure:
         _err(f"pgalloc conform: {failure}")
         return 2
@@ -71,13 +80,15 @@ def conform(driver: str, budget: float, timeout: float, save: Path | None) -> in
         f"conform: {result.examples} sequences, {result.steps} steps in {result.seconds:.1f}s"
         + (f" ({ended} ended early, as allowed)" if ended else "")
     )
+    if result.stopped:
+        _err(f"pgalloc conform: {result.stopped}")
     if result.divergence is None:
         print(f"no divergence from the specification found in {result.seconds:.0f}s")
         return 0
     text = dumps(result.divergence)
     print(text, end="")
     _err(f"DIVERGENCE after {len(result.divergence.steps)} steps: {result.detail}")
-    if not result.confirmed:
+    if not result.confirmed and not result.stopped:
         _err("warning: replaying the trace alone did not fail again (is the port deterministic?)")
     if save is not None:
         save.write_text(text)
@@ -92,4 +103,4 @@ def driver(which: str, mutant: str | None) -> int:
     """Serve a port on stdin/stdout until end of input."""
     from models.conformance.driver import main
 
-    return main([which, *(["--mutant", mutant] if mutant else [])])
+    return main([which, *(["--mutant", mutant] if mutant else [])], prog="pgalloc driver")

@@ -62,13 +62,32 @@ class ConformResult:
     """The minimal trace, replayed alone through a fresh session, fails again."""
     ended: dict[str, int] = field(default_factory=dict)
     """How many examples ended early, and why (aborted / unsupported)."""
+    stopped: str = ""
+    """Why the run stopped early (a hung driver), if it did."""
 
 
-def _send(driver: Driver, step: Step) -> None:
+@dataclass
+class _Timeouts:
+    """Requests the driver did not answer in time.
+
+    Not reset by answers: the first timeout is a divergence already, and
+    each shrinking attempt that reaches it again costs a whole timeout.
+    """
+
+    limit: int | None
+    count: int = 0
+
+    @property
+    def exceeded(self) -> bool:
+        return self.limit is not None and self.count >= self.limit
+
+
+def _send(driver: Driver, step: Step, timeouts: _Timeouts) -> None:
     """The observer of a recording: send the step to the port and compare (raises)."""
     try:
         actual = driver.request(step.request)
     except DriverFailure as failure:
+        timeouts.count += failure.kind == "timeout"
         expected = step.response
         if failure.kind == "crashed" and expected.get("error") == "contract":
             raise Ended("aborted") from None
@@ -104,12 +123,15 @@ def run_conform(
     features: Collection[str] | None = None,
     max_steps: int = MAX_STEPS,
     shrink_budget: float | None = None,
+    max_failures: int | None = None,
 ) -> ConformResult:
     """Run randomized sequences through ``driver`` for about ``budget`` seconds.
 
     ``features`` (default: what the driver declares) limits what is drawn;
     ``shrink_budget`` (default: the larger of the budget and 30 s) bounds
-    the time spent minimizing a divergence.
+    the time spent minimizing a divergence; after ``max_failures``
+    requests timed out (a hung driver) nothing more is sent and the
+    smallest divergence so far is reported.
     """
     supported = frozenset(features if features is not None else driver.features)
     supported &= frozenset(FEATURES)
@@ -119,10 +141,13 @@ def run_conform(
     deadline = started + budget
     shrink_deadline: float | None = None
     best: tuple[list[Step], str] | None = None
+    timeouts = _Timeouts(max_failures)
 
     def example(data: st.DataObject) -> None:
         nonlocal shrink_deadline, best
-        if shrink_deadline is not None and time.monotonic() > shrink_deadline:
+        if timeouts.exceeded or (
+            shrink_deadline is not None and time.monotonic() > shrink_deadline
+        ):
             # Out of shrinking time: pass, so hypothesis stops (it may call that flaky;
             # the smallest trace so far is kept). Generation is never cut short this
             # way, which hypothesis would take for inconsistent data generation.
@@ -134,7 +159,7 @@ def run_conform(
             "",
             opts,
             faults=faults,
-            observer=lambda step: _send(driver, step),
+            observer=lambda step: _send(driver, step, timeouts),
         )
         try:
             for _ in range(max_steps):
@@ -157,7 +182,7 @@ def run_conform(
 
     quiet = settings(parent=fuzzing_settings(max_examples=BATCH), verbosity=Verbosity.quiet)
     run = quiet(given(st.data())(example))
-    while best is None and time.monotonic() < deadline:
+    while best is None and not timeouts.exceeded and time.monotonic() < deadline:
         try:
             run()
         except Exception:  # hypothesis re-raises the divergence, or Flaky if it shrank past
@@ -168,6 +193,11 @@ def run_conform(
             f"{time.monotonic() - started:.0f}s"
         )
     result.seconds = time.monotonic() - started
+    if timeouts.exceeded:
+        result.stopped = (
+            f"stopped after {timeouts.count} requests timed out: is the driver hung? "
+            "(--max-failures sets the limit)"
+        )
     if best is not None:
         steps, detail = best
         result.detail = detail
@@ -177,5 +207,6 @@ def run_conform(
             f"(found by pgalloc conform): at step {len(steps) - 1}, {detail}",
             tuple(steps),
         )
-        result.confirmed = replay_vector(result.divergence, driver).outcome is Outcome.FAILED
+        if not timeouts.exceeded:  # a hung driver would only time out once more
+            result.confirmed = replay_vector(result.divergence, driver).outcome is Outcome.FAILED
     return result

@@ -17,6 +17,13 @@ PROTOCOL_VERSION: Final = 1
 FORMAT_VERSION: Final = 1
 """The vector file format. Bumped on any incompatible change."""
 
+DEFAULT_TIMEOUT: Final = 10.0
+"""Seconds a driver may take to answer one request, by default (``--timeout``)."""
+
+DEFAULT_MAX_FAILURES: Final = 3
+"""Consecutive driver crashes or timeouts after which a run stops, by default
+(``--max-failures``): replay counts vectors, conform counts timed-out requests."""
+
 DESCRIBES: Final = {
     "project": "gVisor",
     "package": "pkg/sentry/pgalloc",

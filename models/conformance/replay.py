@@ -15,12 +15,14 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from models.conformance.compare import Verdict, compare
 from models.conformance.process import Driver, DriverFailure
+from models.conformance.protocol import OPS
 from models.conformance.schema import SchemaError
 from models.conformance.vector import Vector
 
@@ -40,11 +42,26 @@ class VectorResult:
     """Why it failed (the first differing step), or why it was skipped."""
     step: int | None = None
     """The index of the step that decided the outcome, if one did."""
+    driver_failure: str = ""
+    """``crashed`` or ``timeout`` if the driver failed that way at ``step`` (not an allowed
+    abort)."""
 
     def line(self) -> str:
         where = f" at step {self.step}" if self.step is not None else ""
         detail = f": {self.detail}" if self.detail else ""
         return f"{self.outcome.value:<11} {self.name}{where}{detail}"
+
+
+PACKAGED_CORPUS = Path(__file__).parent / "vectors"
+"""Where a wheel carries the corpus (``vectors/`` of the repository, as package data)."""
+
+SOURCE_CORPUS = Path(__file__).resolve().parents[2] / "vectors"
+"""The corpus in a source checkout (``generate.DEFAULT_DIRECTORY``, without importing it)."""
+
+
+def default_corpus() -> Path:
+    """The corpus this installation carries: the wheel's copy, else the source checkout's."""
+    return PACKAGED_CORPUS if PACKAGED_CORPUS.is_dir() else SOURCE_CORPUS
 
 
 class VectorError(ValueError):
@@ -132,7 +149,11 @@ def replay_vector(vector: Vector, driver: Driver) -> VectorResult:
             if failure.kind == "crashed" and _expects_contract(expected):
                 return VectorResult(vector.name, Outcome.PASSED, "aborted (allowed)", index)
             return VectorResult(
-                vector.name, Outcome.FAILED, f"{_show(step.request)}: {failure}", index
+                vector.name,
+                Outcome.FAILED,
+                f"{_show(step.request)}: {failure}",
+                index,
+                failure.kind if failure.kind in ("crashed", "timeout") else "",
             )
         comparison = compare(step.request, expected, actual)
         if comparison.verdict is Verdict.ABORTED:
@@ -158,14 +179,44 @@ def _show(request: dict[str, object]) -> str:
     return text if len(text) <= 200 else text[:197] + "..."
 
 
-def replay(vectors: Iterable[Vector], driver: Driver) -> Iterator[VectorResult]:
-    for vector in vectors:
-        yield replay_vector(vector, driver)
+class DriverGaveUp(Exception):
+    """The driver crashed or timed out on several vectors in a row: the run stops there."""
+
+
+def replay(
+    vectors: Iterable[Vector], driver: Driver, *, max_failures: int | None = None
+) -> Iterator[VectorResult]:
+    """Each vector's result, in order.
+
+    With ``max_failures``, after that many consecutive replayed vectors
+    failed by a driver crash or timeout (skipped vectors do not count, any
+    other result resets the count), :class:`DriverGaveUp` is raised
+    instead of replaying the next vector: a dead or hung driver costs a few
+    timeouts, not one per vector.
+    """
+    streak: list[str] = []
+    for done, vector in enumerate(vectors):
+        if max_failures is not None and len(streak) >= max_failures:
+            kinds = " or ".join(sorted({"timeout": "timed out"}.get(k, k) for k in set(streak)))
+            raise DriverGaveUp(
+                f"stopped after {len(streak)} vectors in a row where the driver {kinds} "
+                f"({done} vectors replayed): is it dead or hung? (--max-failures sets the limit)"
+            )
+        result = replay_vector(vector, driver)
+        yield result
+        if result.outcome is not Outcome.SKIPPED:
+            streak = [*streak, result.driver_failure] if result.driver_failure else []
 
 
 @dataclass(frozen=True, slots=True)
 class Summary:
     counts: dict[Outcome, int]
+    skipped_features: dict[str, int] = field(default_factory=dict)
+    """Each feature the driver lacks -> how many skipped vectors needed it."""
+    skipped_ops: tuple[str, ...] = ()
+    """Ops of the vectors that were never sent: every vector using them was skipped."""
+    stopped: str = ""
+    """Why the run stopped before the last vector (a dead or hung driver), if it did."""
 
     @property
     def failed(self) -> int:
@@ -179,20 +230,51 @@ class Summary:
     def line(self) -> str:
         return ", ".join(f"{self.counts.get(o, 0)} {o.name.lower()}" for o in Outcome)
 
+    def skipped_lines(self) -> list[str]:
+        """What the skipped vectors left unchecked: the features, then the ops."""
+        lines = []
+        if self.skipped_features:
+            needs = ", ".join(f"{f} ({n})" for f, n in sorted(self.skipped_features.items()))
+            lines.append(f"skipped vectors needing features the driver lacks: {needs}")
+        if self.skipped_ops:
+            lines.append(
+                f"ops never sent (only skipped vectors use them): {', '.join(self.skipped_ops)}"
+            )
+        return lines
+
 
 def run_replay(
-    vectors: Iterable[Vector],
+    vectors: Sequence[Vector],
     driver: Driver,
     report: Callable[[str], None] = print,
     *,
     quiet: bool = False,
+    max_failures: int | None = None,
 ) -> Summary:
-    """Replay ``vectors``, reporting one line per vector (only failures if ``quiet``)."""
+    """Replay ``vectors``, reporting one line per vector (only failures if ``quiet``).
+
+    The summary line ends the report, followed by what skipped vectors left
+    unchecked and, if the driver gave up (see :func:`replay`), why the run stopped.
+    """
     counts: dict[Outcome, int] = {}
-    for result in replay(vectors, driver):
-        counts[result.outcome] = counts.get(result.outcome, 0) + 1
-        if not quiet or result.outcome is Outcome.FAILED:
-            report(result.line())
-    summary = Summary(counts)
+    missing: Counter[str] = Counter()
+    sent: set[str] = set()
+    stopped = ""
+    try:
+        for index, result in enumerate(replay(vectors, driver, max_failures=max_failures)):
+            vector = vectors[index]
+            counts[result.outcome] = counts.get(result.outcome, 0) + 1
+            if result.outcome is Outcome.SKIPPED:
+                missing.update(set(vector.features) - driver.features)
+            else:
+                sent.update(str(step.request["op"]) for step in vector.steps)
+            if not quiet or result.outcome is Outcome.FAILED:
+                report(result.line())
+    except DriverGaveUp as gave_up:
+        stopped = str(gave_up)
+    used = {str(step.request["op"]) for vector in vectors for step in vector.steps}
+    summary = Summary(counts, dict(missing), tuple(op for op in OPS if op in used - sent), stopped)
     report(f"{driver.name}: {summary.line()}")
+    for line in [*summary.skipped_lines(), *([stopped] if stopped else [])]:
+        report(line)
     return summary

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,11 @@ import pytest
 from models import cli
 from models.conformance import generate
 from models.conformance.checks import driver_command
-from models.conformance.replay import VectorError, load_vectors
+from models.conformance.conform import run_conform
+from models.conformance.process import InProcessDriver, SubprocessDriver
+from models.conformance.protocol import FEATURES
+from models.conformance.replay import VectorError, load_vectors, run_replay
+from models.conformance.spec_port import SpecPort
 
 CORPUS = generate.DEFAULT_DIRECTORY
 SPEC_DRIVER = " ".join(driver_command("spec"))
@@ -102,3 +107,81 @@ def test_a_run_where_every_vector_was_skipped_fails(
     assert status == 2
     assert "0 passed, 0 failed" in out
     assert err.startswith("pgalloc vectors replay: nothing was checked") and err.count("\n") == 1
+
+
+def test_a_hanging_driver_stops_the_replay_within_a_few_timeouts(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Every decommit vector hangs the mutant: the run stops after --max-failures of them."""
+    vectors = load_vectors(CORPUS / "sequences")
+    hanging = [v for v in vectors if any(s.request["op"] == "decommit" for s in v.steps)]
+    assert len(hanging) > 10
+    started = time.monotonic()
+    with SubprocessDriver(driver_command("spec", "hangs"), timeout=0.5) as driver:
+        summary = run_replay(hanging, driver, lambda line: None, max_failures=2)
+    assert summary.failed == 2 and sum(summary.counts.values()) == 2
+    assert summary.stopped.startswith("stopped after 2 vectors in a row where the driver timed out")
+    assert time.monotonic() - started < 2 * 0.5 + 15  # two timeouts, and two driver starts
+    status = cli.main(
+        [
+            "vectors",
+            "replay",
+            "--quiet",
+            "--driver",
+            " ".join(driver_command("spec", "hangs")),
+            "--timeout",
+            "0.5",
+            "--max-failures",
+            "3",
+            "--vectors",
+            str(CORPUS / "decommit"),
+        ]
+    )
+    out = capsys.readouterr().out
+    assert status == 1
+    assert "stopped after 3 vectors in a row" in out and out.count("FAIL ") == 3
+
+
+def test_a_crashing_driver_stops_the_replay_unless_allowed_more(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    vectors = load_vectors(CORPUS / "reclaim")  # every one of them reclaims
+    with SubprocessDriver(driver_command("spec", "crashes")) as driver:
+        stopped = run_replay(vectors, driver, lambda line: None, max_failures=3)
+        assert stopped.failed == 3 and "where the driver crashed" in stopped.stopped
+        patient = run_replay(vectors, driver, lambda line: None, max_failures=len(vectors) + 1)
+        assert patient.failed == len(vectors) and not patient.stopped
+
+
+def test_a_passing_vector_resets_the_count() -> None:
+    vectors = load_vectors(CORPUS / "decommit")
+    idle = load_vectors(CORPUS / "alloc" / "top-down.json")
+    interleaved = [v for vector in vectors for v in (vector, *idle)]
+    with SubprocessDriver(driver_command("spec", "hangs"), timeout=0.5) as driver:
+        summary = run_replay(interleaved, driver, lambda line: None, max_failures=2)
+    assert not summary.stopped and summary.failed == len(vectors)
+
+
+def test_conform_stops_on_a_hung_driver() -> None:
+    started = time.monotonic()
+    with SubprocessDriver(driver_command("spec", "hangs"), timeout=0.5) as driver:
+        result = run_conform(driver, 60.0, lambda line: None, max_failures=2)
+    assert result.stopped.startswith("stopped after 2 requests timed out")
+    assert result.divergence is not None and "timeout" in result.detail
+    assert time.monotonic() - started < 20  # not the 60 s budget plus the shrinking's 60 s
+
+
+def test_replay_summary_names_skipped_features_and_ops(tmp_path: Path) -> None:
+    class NoHostNoFaults(SpecPort):
+        def features(self) -> list[str]:
+            return [f for f in FEATURES if f not in ("host", "kernel-faults")]
+
+    vectors = [*load_vectors(CORPUS / "host"), *load_vectors(CORPUS / "alloc")]
+    lines: list[str] = []
+    summary = run_replay(vectors, InProcessDriver(NoHostNoFaults()), lines.append, quiet=True)
+    host = sum("host" in v.features for v in vectors)
+    assert summary.skipped_features.get("host") == host > 0
+    assert "total_usage" in summary.skipped_ops and "allocate" not in summary.skipped_ops
+    assert lines[-2].startswith("skipped vectors needing features the driver lacks: ")
+    assert f"host ({host})" in lines[-2]
+    assert lines[-1].startswith("ops never sent (only skipped vectors use them): ")
