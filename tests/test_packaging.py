@@ -5,12 +5,15 @@ outside the source tree; every command then runs from a temporary folder,
 so nothing can come from the checkout. The fresh environment gets the
 wheel alone; its dependencies come from the running environment through a
 ``.pth`` line (no network, no second copy of z3), and ``pip check`` proves
-the wheel's declared dependencies are what it finds.
+the wheel's declared dependencies are what it finds. With
+``PGALLOC_DEPS=newest`` (opt-in, see ``.ci/run``) they are instead
+installed from PyPI, the newest releases, as a user's ``pip install`` would.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import sysconfig
@@ -78,7 +81,19 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
     venv = scratch / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     python = venv / "bin" / "python"
-    subprocess.run([*pip, "--python", str(python), "install", "--no-deps", str(wheel)], check=True)
+    newest = os.environ.get("PGALLOC_DEPS") == "newest"
+    subprocess.run(
+        [
+            *pip,
+            "--python",
+            str(python),
+            "install",
+            *(["mypy"] if newest else ["--no-deps"]),
+            str(wheel),
+        ],
+        check=True,
+        env={k: v for k, v in os.environ.items() if not (newest and k == "PIP_CONSTRAINT")},
+    )
     site = Path(
         subprocess.run(
             [str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
@@ -90,7 +105,8 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
     # The dependencies: this environment's site-packages, after the fresh one (a path
     # added by a .pth line is searched, but its own .pth files, such as the editable
     # install's finder for this checkout, are not run).
-    (site / "zz_dependencies.pth").write_text(sysconfig.get_path("purelib") + "\n")
+    if not newest:
+        (site / "zz_dependencies.pth").write_text(sysconfig.get_path("purelib") + "\n")
     checked = subprocess.run(
         [*pip, "--python", str(python), "check"], capture_output=True, text=True, check=False
     )
