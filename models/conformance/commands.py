@@ -66,13 +66,13 @@ def conform(
     *,
     max_failures: int | None = None,
 ) -> int:
-    from models.conformance.conform import run_conform
+    from models.conformance.conform import NothingToDraw, run_conform
     from models.conformance.vector import dumps
 
     try:
         with SubprocessDriver(driver, timeout=timeout) as session:
             result = run_conform(session, budget, _err, max_failures=max_failures)
-    except DriverFailure as failure:
+    except (DriverFailure, NothingToDraw) as failure:
         _err(f"pgalloc conform: {failure}")
         return 2
     ended = ", ".join(f"{n} {why}" for why, n in sorted(result.ended.items()))
@@ -82,6 +82,12 @@ def conform(
     )
     if result.stopped:
         _err(f"pgalloc conform: {result.stopped}")
+    if result.divergence is None and not result.exercised:
+        _err(
+            "pgalloc conform: nothing was checked: only create and state were sent "
+            "(declare more features in hello; see docs/conformance.md)"
+        )
+        return 2
     if result.divergence is None:
         print(f"no divergence from the specification found in {result.seconds:.0f}s")
         return 0

@@ -24,10 +24,10 @@ from hypothesis import strategies as st
 from models.conformance.actions import RandomAction, action_table, random_options, random_step
 from models.conformance.compare import Verdict, compare
 from models.conformance.process import Driver, DriverFailure
-from models.conformance.protocol import FEATURES
+from models.conformance.protocol import CORE, FEATURES, OP_FEATURES
 from models.conformance.recorder import Recorder
 from models.conformance.replay import Outcome, replay_vector
-from models.conformance.vector import Step, Vector
+from models.conformance.vector import Step, Vector, derive_features
 from models.profiles import fuzzing_settings
 
 MAX_STEPS = 40
@@ -64,6 +64,13 @@ class ConformResult:
     """How many examples ended early, and why (aborted / unsupported)."""
     stopped: str = ""
     """Why the run stopped early (a hung driver), if it did."""
+    sent: dict[str, int] = field(default_factory=dict)
+    """How many requests of each op were drawn (and sent, unless the trace ended first)."""
+
+    @property
+    def exercised(self) -> bool:
+        """Whether anything beyond the core (create, state) was sent."""
+        return any(OP_FEATURES[op] != CORE for op in self.sent)
 
 
 @dataclass
@@ -101,6 +108,31 @@ def _send(driver: Driver, step: Step, timeouts: _Timeouts) -> None:
         raise Divergence(step, comparison.detail)
 
 
+class NothingToDraw(ValueError):
+    """The driver's features leave conform nothing to send but create and state."""
+
+
+class OutsideFeatures(AssertionError):
+    """conform drew a request of a feature the driver did not declare (a bug of conform)."""
+
+
+def _declared(
+    sent: list[Step], step: Step, supported: frozenset[str], counts: dict[str, int]
+) -> Step:
+    """``step``, appended to ``sent`` once the sequence is seen to need only ``supported``.
+
+    Features are derived from the whole sequence (an ENOMEM is growth-overflow only if
+    no fault injected it), as for a vector: O(len(sent)).
+    """
+    sent.append(step)
+    op = str(step.request["op"])
+    counts[op] = counts.get(op, 0) + 1
+    outside = set(derive_features(tuple(sent))) - supported
+    if outside:
+        raise OutsideFeatures(f"conform drew {step.request} needing {sorted(outside)}")
+    return step
+
+
 @st.composite
 def _step(
     draw: st.DrawFn, recorder: Recorder, table: list[RandomAction], supported: Collection[str]
@@ -136,6 +168,11 @@ def run_conform(
     supported = frozenset(features if features is not None else driver.features)
     supported &= frozenset(FEATURES)
     table = action_table(supported)
+    if not table:
+        raise NothingToDraw(
+            f"{driver.name} declares {sorted(supported) or 'no features'}: no action of "
+            "conform needs only those (alloc is the usual start; see docs/conformance.md)"
+        )
     result = ConformResult()
     started = time.monotonic()
     deadline = started + budget
@@ -154,18 +191,21 @@ def run_conform(
             return
         result.examples += 1
         opts, faults = random_options(data.draw, supported)
+        sent: list[Step] = []
         recorder = Recorder(
             "conform/divergence",
             "",
             opts,
             faults=faults,
-            observer=lambda step: _send(driver, step, timeouts),
+            observer=lambda step: _send(
+                driver, _declared(sent, step, supported, result.sent), timeouts
+            ),
         )
         try:
             for _ in range(max_steps):
                 if not data.draw(_step(recorder, table, supported)):
                     break
-            if data.draw(st.integers(0, 9)) == 0:
+            if "destroy" in supported and data.draw(st.integers(0, 9)) == 0:
                 recorder.simple("destroy")
         except Ended as ended:
             result.ended[str(ended)] = result.ended.get(str(ended), 0) + 1

@@ -20,6 +20,8 @@ from models.conformance.spec_port import SpecPort
 
 CORPUS = generate.DEFAULT_DIRECTORY
 SPEC_DRIVER = " ".join(driver_command("spec"))
+TIMEOUT = 2.0
+"""Per request, for the hanging driver: enough for a driver to start on a loaded machine."""
 
 
 def replay(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
@@ -117,11 +119,11 @@ def test_a_hanging_driver_stops_the_replay_within_a_few_timeouts(
     hanging = [v for v in vectors if any(s.request["op"] == "decommit" for s in v.steps)]
     assert len(hanging) > 10
     started = time.monotonic()
-    with SubprocessDriver(driver_command("spec", "hangs"), timeout=0.5) as driver:
+    with SubprocessDriver(driver_command("spec", "hangs"), timeout=TIMEOUT) as driver:
         summary = run_replay(hanging, driver, lambda line: None, max_failures=2)
     assert summary.failed == 2 and sum(summary.counts.values()) == 2
     assert summary.stopped.startswith("stopped after 2 vectors in a row where the driver timed out")
-    assert time.monotonic() - started < 2 * 0.5 + 15  # two timeouts, and two driver starts
+    assert time.monotonic() - started < 2 * TIMEOUT + 15  # two timeouts, two driver starts
     status = cli.main(
         [
             "vectors",
@@ -130,7 +132,7 @@ def test_a_hanging_driver_stops_the_replay_within_a_few_timeouts(
             "--driver",
             " ".join(driver_command("spec", "hangs")),
             "--timeout",
-            "0.5",
+            str(TIMEOUT),
             "--max-failures",
             "3",
             "--vectors",
@@ -154,21 +156,21 @@ def test_a_crashing_driver_stops_the_replay_unless_allowed_more(
 
 
 def test_a_passing_vector_resets_the_count() -> None:
-    vectors = load_vectors(CORPUS / "decommit")
+    vectors = load_vectors(CORPUS / "decommit")[:3]
     idle = load_vectors(CORPUS / "alloc" / "top-down.json")
     interleaved = [v for vector in vectors for v in (vector, *idle)]
-    with SubprocessDriver(driver_command("spec", "hangs"), timeout=0.5) as driver:
+    with SubprocessDriver(driver_command("spec", "hangs"), timeout=TIMEOUT) as driver:
         summary = run_replay(interleaved, driver, lambda line: None, max_failures=2)
     assert not summary.stopped and summary.failed == len(vectors)
 
 
 def test_conform_stops_on_a_hung_driver() -> None:
     started = time.monotonic()
-    with SubprocessDriver(driver_command("spec", "hangs"), timeout=0.5) as driver:
+    with SubprocessDriver(driver_command("spec", "hangs"), timeout=TIMEOUT) as driver:
         result = run_conform(driver, 60.0, lambda line: None, max_failures=2)
     assert result.stopped.startswith("stopped after 2 requests timed out")
     assert result.divergence is not None and "timeout" in result.detail
-    assert time.monotonic() - started < 20  # not the 60 s budget plus the shrinking's 60 s
+    assert time.monotonic() - started < 30  # not the 60 s budget plus the shrinking's 60 s
 
 
 def test_replay_summary_names_skipped_features_and_ops(tmp_path: Path) -> None:
