@@ -9,7 +9,11 @@ which is printed as a vector the porter can keep and replay. Generation is
 randomized (never derandomized), in batches until the time budget is
 spent (a batch is a few seconds, so the budget may be overrun by that);
 shrinking gets a budget of its own, after which the smallest trace found
-so far is reported.
+so far is reported, as it is after a few timed-out requests (a hung driver).
+
+Only requests of the features the driver declares are drawn (see
+``protocol.OP_FEATURES``), and every step is checked for that before it is
+sent: a driver is never asked what it did not offer to answer.
 """
 
 from __future__ import annotations

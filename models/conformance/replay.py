@@ -7,7 +7,13 @@ differing step, is skipped (it needs a feature the driver lacks), or is
 unsupported (the driver answered ``not-supported``). A driver failure
 (crash, hang, garbage) fails the vector at that step with the driver's
 report — unless the step expected a contract error, where aborting is
-allowed — and the next vector gets a fresh driver process.
+allowed — and the next vector gets a fresh driver process; after a few
+vectors in a row lost that way the run stops (a dead or hung driver).
+
+Vectors come from a file or folder (:func:`load_vectors`; by default the
+corpus installed with this package, :func:`default_corpus`); no vectors, or
+a file that is not one, is a :class:`VectorError`. The summary counts the
+outcomes and names the features and ops the skipped vectors left unchecked.
 """
 
 from __future__ import annotations

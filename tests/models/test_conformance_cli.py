@@ -12,8 +12,14 @@ import pytest
 from models import cli
 from models.conformance import generate
 from models.conformance.checks import driver_command
+from models.conformance.codec import Json
 from models.conformance.conform import run_conform
-from models.conformance.process import InProcessDriver, SubprocessDriver
+from models.conformance.process import (
+    DriverFailure,
+    InProcessDriver,
+    SubprocessDriver,
+    check_envelope,
+)
 from models.conformance.protocol import FEATURES
 from models.conformance.replay import VectorError, load_vectors, run_replay
 from models.conformance.spec_port import SpecPort
@@ -187,3 +193,11 @@ def test_replay_summary_names_skipped_features_and_ops(tmp_path: Path) -> None:
     assert lines[-2].startswith("skipped vectors needing features the driver lacks: ")
     assert f"host ({host})" in lines[-2]
     assert lines[-1].startswith("ops never sent (only skipped vectors use them): ")
+
+
+def test_a_missing_id_is_reported_as_missing() -> None:
+    request: dict[str, Json] = {"op": "state"}
+    with pytest.raises(DriverFailure, match=r"carries no id \(it must echo the request's id, 0\)"):
+        check_envelope(request, {"ok": True, "result": None}, 0)
+    with pytest.raises(DriverFailure, match="carries id 3, not 0"):
+        check_envelope(request, {"id": 3, "ok": True, "result": None}, 0)
