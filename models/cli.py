@@ -182,7 +182,11 @@ def _add_vectors(commands: Subcommands) -> None:
 
     generate = actions.add_parser("generate", help="derive the corpus from the specification")
     generate.add_argument(
-        "--dir", type=Path, metavar="FOLDER", help="where to write (default: vectors/ here)"
+        "--dir",
+        type=Path,
+        metavar="FOLDER",
+        help="where to write (default: vectors/ of this source checkout; with --check, "
+        "the installed corpus)",
     )
     generate.add_argument(
         "--check", action="store_true", help="compare with the corpus on disk instead of writing"
@@ -211,9 +215,21 @@ def _corpus(args: argparse.Namespace) -> Path:
 
 
 def _run_generate(args: argparse.Namespace) -> int:
-    from models.conformance import commands, generate
+    from models.conformance import commands
+    from models.conformance.replay import SOURCE_CORPUS, default_corpus
 
-    return commands.vectors_generate(args.dir or generate.DEFAULT_DIRECTORY, args.check)
+    directory: Path | None = args.dir
+    if directory is None and args.check:
+        directory = default_corpus()
+    elif directory is None:
+        if not (SOURCE_CORPUS.parent / "pyproject.toml").is_file():
+            print(
+                "pgalloc vectors generate: not run from a source checkout: give --dir FOLDER",
+                file=sys.stderr,
+            )
+            return 2
+        directory = SOURCE_CORPUS
+    return commands.vectors_generate(directory, args.check)
 
 
 def _run_replay(args: argparse.Namespace) -> int:

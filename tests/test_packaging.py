@@ -171,6 +171,17 @@ def test_an_empty_folder_is_an_error(installed: Installed) -> None:
     )
 
 
+def test_the_installed_corpus_is_what_the_generator_makes(installed: Installed) -> None:
+    checked = installed.run("pgalloc", "vectors", "generate", "--check")
+    assert checked.returncode == 0, checked.stdout
+    assert "/models/conformance/vectors is what the generator makes" in checked.stdout
+    refused = installed.run("pgalloc", "vectors", "generate")
+    assert refused.returncode == 2
+    assert refused.stderr == (
+        "pgalloc vectors generate: not run from a source checkout: give --dir FOLDER\n"
+    )
+
+
 def test_downstream_code_is_type_checked_against_the_installed_packages(
     installed: Installed,
 ) -> None:
