@@ -1,13 +1,18 @@
-"""The ``pgalloc`` command line.
+"""The ``pgalloc`` command line: one small function per subcommand, each importing its work lazily.
 
-``pgalloc check`` is the main job: it runs every check of the evidence (see
-``models/checks.py``) within a time budget, shows progress on stderr, prints a
-summary table and exits non-zero if anything failed.
+``pgalloc check`` is the main job: it runs every check of the evidence (the
+registry in ``models/check.py``) within a time budget, shows progress on
+stderr, prints a summary table and exits non-zero if anything failed.
 
 The conformance commands (``models/conformance/commands.py``) serve porters:
-``pgalloc vectors generate | replay | coverage`` for the committed corpus,
+``pgalloc vectors generate | replay | coverage`` for the corpus,
 ``pgalloc conform`` for randomized differential runs against a port's
 driver, and ``pgalloc driver spec | impl`` for the drivers we ship.
+
+Only ``argparse`` is imported to parse the command line: each subcommand's
+``run`` imports what it needs when it runs, so ``pgalloc --help`` is quick
+and the drivers, ``replay`` and ``conform`` never load z3 or the proofs.
+Adding a subcommand is adding one ``_add_*`` function to :data:`SUBCOMMANDS`.
 """
 
 from __future__ import annotations
@@ -17,11 +22,84 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeAlias
 
-from models.check import CheckResult
-from models.checks import CHECKS
+from models.conformance.protocol import DEFAULT_MAX_FAILURES, DEFAULT_TIMEOUT
+
+if TYPE_CHECKING:
+    from models.check import CheckResult
+
+Subcommands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+Run = Callable[[argparse.Namespace], int]
+"""What a subcommand does with its parsed arguments; returns the exit status."""
 
 DEFAULT_BUDGET = 60.0
+"""Seconds ``pgalloc check`` and ``pgalloc conform`` spend by default."""
+CORPUS_HELP = "the corpus this installation carries: vectors/ of a source checkout, or the wheel's"
+
+
+def _positive(value: str) -> float:
+    """An argparse type: a positive number (of seconds)."""
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
+    if not number > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, not {value}")
+    return number
+
+
+def _positive_int(value: str) -> int:
+    """An argparse type: a positive whole number."""
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return number
+
+
+# --- pgalloc check --------------------------------------------------------------------
+
+
+def _add_check(commands: Subcommands) -> None:
+    check = commands.add_parser(
+        "check", help="run every check: spec, proofs, model checker, stateful machines"
+    )
+    check.add_argument(
+        "--budget",
+        type=_positive,
+        default=DEFAULT_BUDGET,
+        metavar="SECONDS",
+        help="total time to spend, shared among the checks (default: %(default)g)",
+    )
+    check.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="run only this check (repeatable)",
+    )
+    check.add_argument("--list", action="store_true", help="list the checks and exit")
+    check.set_defaults(run=_run_check)
+
+
+def _run_check(args: argparse.Namespace) -> int:
+    from models import check
+
+    if args.list:
+        for entry in check.REGISTRY:
+            print(f"{entry.name}: {check.find(entry.name).description}")
+        return 0
+    try:
+        names = [check.entry(name).name for name in args.only] or [
+            entry.name for entry in check.REGISTRY
+        ]
+    except check.UnknownCheck as unknown:
+        print(f"pgalloc check: {unknown}", file=sys.stderr)
+        return 2
+    return run_checks(args.budget, names)
 
 
 def _progress(started: float) -> Callable[[str], None]:
@@ -51,26 +129,21 @@ def _table(results: Sequence[CheckResult]) -> str:
     return "\n".join(lines)
 
 
-def run_check(budget: float, only: Sequence[str]) -> int:
-    selected = [(check, share) for check, share in CHECKS if not only or check.name in only]
-    unknown = set(only) - {check.name for check, _ in CHECKS}
-    if unknown:
-        names = ", ".join(check.name for check, _ in CHECKS)
-        print(
-            f"pgalloc check: no check named {', '.join(sorted(unknown))} (there are: {names})",
-            file=sys.stderr,
-        )
-        return 2
+def run_checks(budget: float, names: Sequence[str]) -> int:
+    """Run the registered checks called ``names``, in order; print the table; an exit status."""
+    from models.check import CheckResult, entry, find
+
     started = time.monotonic()
     report = _progress(started)
     results = []
-    for check, share in selected:
-        report(f"{check.name}: {check.description}")
+    for name in names:
         try:
-            result = check.run(budget * share, report)
+            check = find(name)
+            report(f"{name}: {check.description}")
+            result = check.run(budget * entry(name).share, report)
         except Exception as error:  # a crashing check is a failed check, not a crashed run
-            result = CheckResult(check.name, False, 0, "", time.monotonic() - started, repr(error))
-        report(f"{check.name}: {'passed' if result.passed else 'FAILED'}")
+            result = CheckResult(name, False, 0, "", time.monotonic() - started, repr(error))
+        report(f"{name}: {'passed' if result.passed else 'FAILED'}")
         results.append(result)
     print(_table(results))
     failed = [result for result in results if not result.passed]
@@ -81,106 +154,183 @@ def run_check(budget: float, only: Sequence[str]) -> int:
     return 1 if failed else 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="pgalloc", description="A model-checked reference of gVisor's page allocator."
-    )
-    commands = parser.add_subparsers(dest="command", required=True)
-    check = commands.add_parser(
-        "check", help="run every check: spec, proofs, model checker, stateful machines"
-    )
-    check.add_argument(
-        "--budget",
-        type=float,
-        default=DEFAULT_BUDGET,
+# --- pgalloc vectors generate | replay | coverage ---------------------------------------
+
+
+def _add_driver_options(parser: argparse.ArgumentParser, failures: str) -> None:
+    parser.add_argument("--driver", required=True, metavar="CMD", help="the driver command")
+    parser.add_argument(
+        "--timeout",
+        type=_positive,
+        default=DEFAULT_TIMEOUT,
         metavar="SECONDS",
-        help=f"total time to spend, shared among the checks (default {DEFAULT_BUDGET:.0f})",
+        help="per request (default: %(default)g)",
     )
-    check.add_argument(
-        "--only",
-        action="append",
-        default=[],
-        metavar="NAME",
-        help="run only this check (repeatable)",
+    parser.add_argument(
+        "--max-failures",
+        type=_positive_int,
+        default=DEFAULT_MAX_FAILURES,
+        metavar="N",
+        help=f"stop after this many {failures} (default: %(default)d)",
     )
-    check.add_argument("--list", action="store_true", help="list the checks and exit")
-    _add_conformance_commands(commands)
-    args = parser.parse_args(argv)
-    if args.command == "check":
-        if args.list:
-            for item, _ in CHECKS:
-                print(f"{item.name}: {item.description}")
-            return 0
-        if args.budget <= 0:
-            parser.error("--budget must be positive")
-        return run_check(args.budget, args.only)
-    return _run_conformance_command(parser, args)
 
 
-def _add_conformance_commands(
-    commands: argparse._SubParsersAction[argparse.ArgumentParser],
-) -> None:
-    from models.conformance.generate import DEFAULT_DIRECTORY
-    from models.conformance.mutants import MUTANTS
-    from models.conformance.process import DEFAULT_TIMEOUT
-
+def _add_vectors(commands: Subcommands) -> None:
     vectors = commands.add_parser("vectors", help="the conformance vectors: generate, replay")
-    actions = vectors.add_subparsers(dest="action", required=True)
+    actions = vectors.add_subparsers(dest="action", metavar="ACTION")
+    vectors.set_defaults(run=lambda args: _usage(vectors, "choose generate, replay or coverage"))
+
     generate = actions.add_parser("generate", help="derive the corpus from the specification")
-    generate.add_argument("--dir", type=Path, default=DEFAULT_DIRECTORY, help="where to write")
+    generate.add_argument(
+        "--dir",
+        type=Path,
+        metavar="FOLDER",
+        help="where to write (default: vectors/ of this source checkout; with --check, "
+        "the installed corpus)",
+    )
     generate.add_argument(
         "--check", action="store_true", help="compare with the corpus on disk instead of writing"
     )
+    generate.set_defaults(run=_run_generate)
+
     replay = actions.add_parser("replay", help="replay vectors through a port's driver")
     coverage = actions.add_parser(
         "coverage", help="line and branch coverage of spec/ while replaying the vectors"
     )
     for sub in (replay, coverage):
         sub.add_argument(
-            "--vectors", type=Path, default=DEFAULT_DIRECTORY, help="a vector file or folder"
+            "--vectors", type=Path, metavar="PATH", help=f"a vector file or folder ({CORPUS_HELP})"
         )
+    _add_driver_options(replay, "vectors in a row on which the driver crashed or timed out")
+    replay.add_argument("--quiet", action="store_true", help="print only failures")
+    replay.set_defaults(run=_run_replay)
+    coverage.set_defaults(run=_run_coverage)
+
+
+def _corpus(args: argparse.Namespace) -> Path:
+    from models.conformance.replay import default_corpus
+
+    location: Path | None = args.vectors
+    return location if location is not None else default_corpus()
+
+
+def _run_generate(args: argparse.Namespace) -> int:
+    from models.conformance import commands
+    from models.conformance.replay import SOURCE_CORPUS, default_corpus
+
+    directory: Path | None = args.dir
+    if directory is None and args.check:
+        directory = default_corpus()
+    elif directory is None:
+        if not (SOURCE_CORPUS.parent / "pyproject.toml").is_file():
+            print(
+                "pgalloc vectors generate: not run from a source checkout: give --dir FOLDER",
+                file=sys.stderr,
+            )
+            return 2
+        directory = SOURCE_CORPUS
+    return commands.vectors_generate(directory, args.check)
+
+
+def _run_replay(args: argparse.Namespace) -> int:
+    from models.conformance import commands
+
+    return commands.vectors_replay(
+        args.driver, _corpus(args), args.timeout, args.quiet, max_failures=args.max_failures
+    )
+
+
+def _run_coverage(args: argparse.Namespace) -> int:
+    from models.conformance import commands
+
+    return commands.vectors_coverage(_corpus(args))
+
+
+# --- pgalloc conform --------------------------------------------------------------------
+
+
+def _add_conform(commands: Subcommands) -> None:
     conform = commands.add_parser(
         "conform", help="random sequences through a port's driver and the spec side by side"
     )
-    conform.add_argument("--budget", type=float, default=60.0, metavar="SECONDS")
+    conform.add_argument(
+        "--budget",
+        type=_positive,
+        default=DEFAULT_BUDGET,
+        metavar="SECONDS",
+        help="how long to draw sequences (default: %(default)g)",
+    )
     conform.add_argument(
         "--save", type=Path, metavar="FILE", help="also write a divergence's trace here"
     )
-    for sub in (replay, conform):
-        sub.add_argument("--driver", required=True, metavar="CMD", help="the driver command")
-        sub.add_argument(
-            "--timeout",
-            type=float,
-            default=DEFAULT_TIMEOUT,
-            metavar="SECONDS",
-            help=f"per request (default {DEFAULT_TIMEOUT:g})",
-        )
-    replay.add_argument("--quiet", action="store_true", help="print only failures")
-    driver = commands.add_parser("driver", help="serve a shipped driver on stdin/stdout")
-    driver.add_argument("port", choices=["spec", "impl"])
-    driver.add_argument(
-        "--mutant", choices=sorted(MUTANTS), help="a deliberately wrong spec driver"
+    _add_driver_options(conform, "requests timed out")
+    conform.set_defaults(run=_run_conform)
+
+
+def _run_conform(args: argparse.Namespace) -> int:
+    from models.conformance import commands
+
+    return commands.conform(
+        args.driver, args.budget, args.timeout, args.save, max_failures=args.max_failures
     )
 
 
-def _run_conformance_command(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+# --- pgalloc driver ---------------------------------------------------------------------
+
+
+def _add_driver(commands: Subcommands) -> None:
+    driver = commands.add_parser("driver", help="serve a shipped driver on stdin/stdout")
+    driver.add_argument("port", choices=["spec", "impl"])
+    driver.add_argument(
+        "--mutant",
+        metavar="NAME",
+        help="a deliberately wrong spec driver (models/conformance/mutants.py)",
+    )
+    driver.set_defaults(run=_run_driver)
+
+
+def _run_driver(args: argparse.Namespace) -> int:
     from models.conformance import commands
 
-    if args.command == "vectors":
-        if args.action == "generate":
-            return commands.vectors_generate(args.dir, args.check)
-        if args.action == "coverage":
-            return commands.vectors_coverage(args.vectors)
-        return commands.vectors_replay(args.driver, args.vectors, args.timeout, args.quiet)
-    if args.command == "conform":
-        if args.budget <= 0:
-            parser.error("--budget must be positive")
-        return commands.conform(args.driver, args.budget, args.timeout, args.save)
-    if args.command == "driver":
-        if args.mutant and args.port != "spec":
-            parser.error("--mutant applies to the spec driver")
-        return commands.driver(args.port, args.mutant)
-    raise AssertionError(f"unhandled command {args.command}")
+    return commands.driver(args.port, args.mutant)
+
+
+# --- The parser -------------------------------------------------------------------------
+
+SUBCOMMANDS: tuple[Callable[[Subcommands], None], ...] = (
+    _add_check,
+    _add_vectors,
+    _add_conform,
+    _add_driver,
+)
+"""Each adds one subcommand, with ``run`` set to the function that carries it out."""
+
+
+def _usage(parser: argparse.ArgumentParser, message: str) -> int:
+    parser.error(message)  # exits with status 2
+
+
+def parser() -> argparse.ArgumentParser:
+    """The ``pgalloc`` argument parser (building it imports nothing but argparse)."""
+    root = argparse.ArgumentParser(
+        prog="pgalloc", description="A model-checked reference of gVisor's page allocator."
+    )
+    commands = root.add_subparsers(dest="command", metavar="COMMAND")
+    for add in SUBCOMMANDS:
+        add(commands)
+    return root
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    root = parser()
+    # Known arguments first, so that an unknown flag is named even before a subcommand.
+    args, unknown = root.parse_known_args(argv)
+    if unknown:
+        root.error(f"unrecognized arguments: {' '.join(unknown)}")
+    run: Run | None = getattr(args, "run", None)
+    if run is None:
+        root.error("choose a command: check, vectors, conform or driver (see pgalloc --help)")
+    return run(args)
 
 
 if __name__ == "__main__":

@@ -1,56 +1,91 @@
-"""Every package the source imports is declared in pyproject.toml (or is Python's own)."""
+"""The committed constraints pin every dependency, and a pinned run really runs the pins.
+
+``.ci/run`` installs from ``constraints.txt`` and says so with ``PGALLOC_DEPS=pinned``;
+``PGALLOC_DEPS=newest`` (opt-in) installs the newest releases instead, to find drift.
+"""
 
 from __future__ import annotations
 
-import ast
+import os
 import re
-import sys
 import tomllib
+from importlib import metadata
 from pathlib import Path
 
-from tests.source_copy import PACKAGES, ROOT, add_import, copy_source
+from packaging.requirements import Requirement  # pytest's dependency, pinned too
 
-DISTRIBUTION = {"z3": "z3-solver", "_pytest": "pytest"}
-"""Import names whose distribution is called otherwise."""
-
-
-def declared(root: Path) -> set[str]:
-    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
-    requirements = list(project["dependencies"])
-    for extra in project.get("optional-dependencies", {}).values():
-        requirements += extra
-    return {re.split(r"[<>=!\[ ;]", r, maxsplit=1)[0].lower() for r in requirements}
+ROOT = Path(__file__).resolve().parents[1]
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
-def undeclared(root: Path) -> list[tuple[str, str]]:
-    """(module, distribution) for each third-party import not declared."""
-    names = declared(root)
-    found = set()
-    for package in PACKAGES:
-        for path in sorted((root / package).rglob("*.py")):
-            for node in ast.walk(ast.parse(path.read_text())):
-                if isinstance(node, ast.Import):
-                    tops = [alias.name.partition(".")[0] for alias in node.names]
-                elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
-                    tops = [node.module.partition(".")[0]]
-                else:
-                    continue
-                for top in tops:
-                    if top in sys.stdlib_module_names or top in PACKAGES:
-                        continue
-                    if DISTRIBUTION.get(top, top).lower() not in names:
-                        module = ".".join(path.relative_to(root).with_suffix("").parts)
-                        found.add((module, DISTRIBUTION.get(top, top)))
-    return sorted(found)
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def test_every_imported_package_is_declared() -> None:
-    assert {"hypothesis", "z3-solver", "coverage"} <= declared(ROOT)
-    assert undeclared(ROOT) == []
+def pins() -> dict[str, str]:
+    """constraints.txt as canonical name -> pinned version."""
+    found = {}
+    for text in (ROOT / "constraints.txt").read_text().splitlines():
+        line = text.split("#", 1)[0].strip()
+        if line:
+            name, _, version = line.partition("==")
+            assert version, f"constraints.txt: {line!r} is not pinned with =="
+            found[_canonical(name)] = version
+    return found
 
 
-def test_an_undeclared_import_is_caught(tmp_path: Path) -> None:
-    root = copy_source(tmp_path)
-    (root / "pyproject.toml").write_text((ROOT / "pyproject.toml").read_text())
-    add_import(root / "models" / "workload.py", "numpy")
-    assert undeclared(root) == [("models.workload", "numpy")]
+def declared() -> set[str]:
+    """Every distribution pyproject.toml asks for: build, runtime and dev."""
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    requirements = [
+        *pyproject["build-system"]["requires"],
+        *pyproject["project"]["dependencies"],
+        *pyproject["project"]["optional-dependencies"]["dev"],
+    ]
+    names = set()
+    for requirement in requirements:
+        match = NAME.match(requirement)
+        assert match, requirement
+        names.add(_canonical(match.group()))
+    return names
+
+
+def test_every_declared_dependency_is_pinned() -> None:
+    missing = declared() - set(pins())
+    assert not missing, f"constraints.txt does not pin {sorted(missing)}"
+
+
+def test_every_installed_requirement_of_ours_is_pinned() -> None:
+    """What the declared dependencies pull in is pinned too (transitively)."""
+    pinned = pins()
+    todo = sorted(declared() - {"setuptools"})
+    seen: set[str] = set()
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        for text in metadata.requires(name) or []:
+            requirement = Requirement(text)
+            if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
+                todo.append(_canonical(requirement.name))
+    assert not seen - set(pinned), f"installed but not pinned: {sorted(seen - set(pinned))}"
+
+
+def test_the_installed_versions_are_the_ones_asked_for() -> None:
+    """A pinned run (``.ci/run``) runs exactly the pins; any install, what pyproject allows."""
+    if os.environ.get("PGALLOC_DEPS") == "pinned":
+        wrong = {
+            name: (version, metadata.version(name))
+            for name, version in pins().items()
+            if name != "setuptools" and metadata.version(name) != version
+        }
+        assert not wrong, f"installed versions differ from constraints.txt: {wrong}"
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    for text in [
+        *pyproject["project"]["dependencies"],
+        *pyproject["project"]["optional-dependencies"]["dev"],
+    ]:
+        requirement = Requirement(text)
+        installed = metadata.version(requirement.name)
+        assert requirement.specifier.contains(installed, prereleases=True), (text, installed)

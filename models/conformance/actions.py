@@ -25,6 +25,7 @@ from typing import Any, Protocol, TypeVar
 from hypothesis import strategies as st
 
 from models.conformance import codec
+from models.conformance.protocol import OP_FEATURES
 from models.conformance.recorder import HOST, MODEL, Range, Recorder
 from spec.rangemap import range_set
 from spec.vocabulary import (
@@ -183,6 +184,12 @@ def a_allocate(r: Recorder, draw: Draw, features: Collection[str]) -> None:
     r.allocate(_length(r, draw, features), draw(st.sampled_from(KINDS)))
 
 
+def _allocate_instead(r: Recorder, draw: Draw, features: Collection[str]) -> None:
+    """An action with nothing to act on allocates instead, if the port allocates."""
+    if "alloc" in features:
+        a_allocate(r, draw, features)
+
+
 def a_fill(r: Recorder, draw: Draw, features: Collection[str]) -> None:
     length = (draw(st.integers(0, 3)) + 1) * PAGE_SIZE
     count = draw(st.integers(0, length + 100))
@@ -196,7 +203,7 @@ def _on_segment(op: str, *, live: bool) -> Callable[[Recorder, Draw, Collection[
         if candidates:
             r.call({"op": op, "range": _range(_pages(draw, _choose(draw, candidates)))})
         else:
-            a_allocate(r, draw, features)
+            _allocate_instead(r, draw, features)
 
     action.__name__ = f"a_{op}"
     return action
@@ -206,7 +213,7 @@ def a_write(r: Recorder, draw: Draw, features: Collection[str]) -> None:
     """Map part of a live segment and write a few bytes into it."""
     candidates = segments(r, live=True)
     if not candidates:
-        return a_allocate(r, draw, features)
+        return _allocate_instead(r, draw, features)
     fr = FileRange(*_pages(draw, _choose(draw, candidates)))
     mapping = r.map(fr)
     if mapping is not None:
@@ -280,24 +287,31 @@ def _union(first: list[Range], second: list[Range]) -> list[FileRange]:
 
 
 def a_bad_call(r: Recorder, draw: Draw, features: Collection[str]) -> None:
-    """An out-of-contract call (or an EACCES one): the port must reject it and change nothing."""
+    """An out-of-contract call (or an EACCES one): the port must reject it and change nothing.
+
+    Only calls of ops in ``features`` (see ``protocol.OP_FEATURES``) are drawn.
+    """
     size = file_size(r)
     beyond = (size, size + PAGE_SIZE)
-    calls: list[Callable[[], object]] = [
-        lambda: r.allocate(draw(st.sampled_from([0, PAGE_SIZE + 1, PAGE_SIZE - 1]))),
-        lambda: r.call(
-            {
-                "op": draw(st.sampled_from(["inc_ref", "dec_ref", "decommit"])),
-                "range": _range(beyond),
-            }
+    range_ops = [op for op in ("inc_ref", "dec_ref", "decommit") if OP_FEATURES[op] in features]
+    calls: list[tuple[bool, Callable[[], object]]] = [
+        (
+            "alloc" in features,
+            lambda: r.allocate(draw(st.sampled_from([0, PAGE_SIZE + 1, PAGE_SIZE - 1]))),
         ),
-        lambda: r.dec_ref((PAGE_SIZE, 1)),
-        lambda: r.inc_ref((0, PAGE_SIZE + 1)),
-        lambda: r.map(beyond, READ),
-        lambda: r.map((0, PAGE_SIZE), AccessType(read=True, execute=True)),
-        lambda: r.mark_evictable(draw(st.sampled_from(USERS)), (9, 3)),
+        (
+            bool(range_ops),
+            lambda: r.call({"op": draw(st.sampled_from(range_ops)), "range": _range(beyond)}),
+        ),
+        ("refcount" in features, lambda: r.dec_ref((PAGE_SIZE, 1))),
+        ("refcount" in features, lambda: r.inc_ref((0, PAGE_SIZE + 1))),
+        ("map" in features, lambda: r.map(beyond, READ)),
+        ("map" in features, lambda: r.map((0, PAGE_SIZE), AccessType(read=True, execute=True))),
+        ("evict" in features, lambda: r.mark_evictable(draw(st.sampled_from(USERS)), (9, 3))),
     ]
-    _choose(draw, calls)()
+    allowed = [call for supported, call in calls if supported]
+    if allowed:
+        _choose(draw, allowed)()
 
 
 FAULT_SETS: tuple[dict[str, str], ...] = (
@@ -314,14 +328,18 @@ the reclaimer's double fault (docs/divergences.md F1)."""
 
 
 def a_set_faults(r: Recorder, draw: Draw, features: Collection[str]) -> None:
-    """Change the failing kernel calls: pick a set, or (half the time) clear them."""
-    faults = _choose(draw, FAULT_SETS)
+    """Change the failing kernel calls: pick a set, or (half the time) clear them.
+
+    A punch-hole fault is feature ``faults``: without it, only the sets lacking one.
+    """
+    allowed = [f for f in FAULT_SETS if "faults" in features or "punch_hole" not in f]
+    faults = _choose(draw, allowed)
     r.set_faults(**({} if draw(st.booleans()) else faults))
 
 
 RandomAction = Callable[[Recorder, Draw, Collection[str]], None]
 
-ACTIONS: list[tuple[RandomAction, int, str | None]] = [
+ACTIONS: list[tuple[RandomAction, int, str]] = [
     (a_allocate, 8, "alloc"),
     (_on_segment("dec_ref", live=True), 6, "refcount"),
     (_simple("reclaim"), 4, "reclaim"),
@@ -337,13 +355,20 @@ ACTIONS: list[tuple[RandomAction, int, str | None]] = [
     (_simple("start_evictions"), 1, "evict"),
     (_simple("run_evictions"), 2, "evict"),
     (_simple("memcg_pressure"), 1, "memcg"),
-    (_simple("total_size"), 1, None),
-    (_simple("should_cache_evictable"), 1, None),
+    (_simple("total_size"), 1, "alloc"),
+    (_simple("should_cache_evictable"), 1, "evict"),
     (_simple("total_usage"), 1, "host"),
     (a_bad_call, 2, "bad-input"),
     (a_set_faults, 4, "kernel-faults"),
 ]
-"""(action, weight, the feature it needs); the first is what hypothesis shrinks towards."""
+"""(action, weight, the feature it needs); the first is what hypothesis shrinks towards.
+Every request an action sends belongs to that feature (``protocol.OP_FEATURES``), or to a
+feature it checks for before sending (a fallback allocation needs ``alloc``)."""
+
+
+ALSO_NEEDS = {"fill": "alloc", "refcount": "alloc", "decommit": "alloc", "map": "alloc"}
+"""Features whose actions act on allocations (allocate_and_fill is one): without ``alloc``
+they would find nothing to act on, as vectors of them are tagged ``alloc`` too."""
 
 
 def action_table(features: Collection[str]) -> list[RandomAction]:
@@ -352,7 +377,7 @@ def action_table(features: Collection[str]) -> list[RandomAction]:
         action
         for action, weight, needs in ACTIONS
         for _ in range(weight)
-        if needs is None or needs in features
+        if needs in features and ALSO_NEEDS.get(needs, needs) in features
     ]
 
 

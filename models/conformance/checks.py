@@ -17,7 +17,13 @@ from models.check import Check, CheckResult, Progress
 from models.conformance import generate
 from models.conformance.conform import run_conform
 from models.conformance.process import DriverFailure, SubprocessDriver
-from models.conformance.replay import Outcome, load_vectors, replay
+from models.conformance.replay import (
+    Outcome,
+    VectorError,
+    default_corpus,
+    load_vectors,
+    replay,
+)
 
 NAME = "conformance"
 
@@ -32,11 +38,15 @@ def run_conformance(budget: float, progress: Progress) -> CheckResult:
     started = time.monotonic()
     problems: list[str] = []
     steps = 0
+    corpus = default_corpus()
+    try:
+        vectors = load_vectors(corpus)
+    except VectorError as error:
+        return CheckResult(NAME, False, 0, "steps", time.monotonic() - started, str(error))
     files = generate.render(generate.all_vectors())
-    stale = generate.differences(files, generate.corpus_files(generate.DEFAULT_DIRECTORY))
+    stale = generate.differences(files, generate.corpus_files(corpus))
     if stale:
-        problems.append(f"the corpus is not what the generator makes: {stale[:5]}")
-    vectors = load_vectors(generate.DEFAULT_DIRECTORY)
+        problems.append(f"the corpus in {corpus} is not what the generator makes: {stale[:5]}")
     progress(f"{NAME}: {len(vectors)} vectors, replaying through the spec and impl drivers")
     for port, mutant, must_pass in (
         ("spec", None, True),

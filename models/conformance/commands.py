@@ -22,35 +22,57 @@ def vectors_generate(directory: Path, check: bool) -> int:
     return generator.generate(directory, check=check)
 
 
-def vectors_replay(driver: str, location: Path, timeout: float, quiet: bool) -> int:
-    from models.conformance.replay import load_vectors, run_replay
+def vectors_replay(
+    driver: str, location: Path, timeout: float, quiet: bool, *, max_failures: int | None = None
+) -> int:
+    from models.conformance.replay import VectorError, load_vectors, run_replay
 
     try:
         vectors = load_vectors(location)
         with SubprocessDriver(driver, timeout=timeout) as session:
-            summary = run_replay(vectors, session, quiet=quiet)
-    except DriverFailure as failure:
+            summary = run_replay(vectors, session, quiet=quiet, max_failures=max_failures)
+    except (DriverFailure, VectorError) as failure:
         _err(f"pgalloc vectors replay: {failure}")
         return 2
-    return 1 if summary.failed else 0
+    if summary.failed:
+        return 1
+    if not summary.checked:
+        _err(
+            f"pgalloc vectors replay: nothing was checked: none of the {len(vectors)} vectors "
+            "was replayed to the end (the driver lacks their features or does not support them)"
+        )
+        return 2
+    return 0
 
 
 def vectors_coverage(location: Path) -> int:
     from models.conformance.coverage_run import measure
+    from models.conformance.replay import VectorError
 
-    result = measure(location)
+    try:
+        result = measure(location)
+    except VectorError as error:
+        _err(f"pgalloc vectors coverage: {error}")
+        return 2
     print(result.report())
     return 0
 
 
-def conform(driver: str, budget: float, timeout: float, save: Path | None) -> int:
-    from models.conformance.conform import run_conform
+def conform(
+    driver: str,
+    budget: float,
+    timeout: float,
+    save: Path | None,
+    *,
+    max_failures: int | None = None,
+) -> int:
+    from models.conformance.conform import NothingToDraw, run_conform
     from models.conformance.vector import dumps
 
     try:
         with SubprocessDriver(driver, timeout=timeout) as session:
-            result = run_conform(session, budget, _err)
-    except DriverFailure as failure:
+            result = run_conform(session, budget, _err, max_failures=max_failures)
+    except (DriverFailure, NothingToDraw) as failure:
         _err(f"pgalloc conform: {failure}")
         return 2
     ended = ", ".join(f"{n} {why}" for why, n in sorted(result.ended.items()))
@@ -58,13 +80,21 @@ def conform(driver: str, budget: float, timeout: float, save: Path | None) -> in
         f"conform: {result.examples} sequences, {result.steps} steps in {result.seconds:.1f}s"
         + (f" ({ended} ended early, as allowed)" if ended else "")
     )
+    if result.stopped:
+        _err(f"pgalloc conform: {result.stopped}")
+    if result.divergence is None and not result.exercised:
+        _err(
+            "pgalloc conform: nothing was checked: only create and state were sent "
+            "(declare more features in hello; see docs/conformance.md)"
+        )
+        return 2
     if result.divergence is None:
         print(f"no divergence from the specification found in {result.seconds:.0f}s")
         return 0
     text = dumps(result.divergence)
     print(text, end="")
     _err(f"DIVERGENCE after {len(result.divergence.steps)} steps: {result.detail}")
-    if not result.confirmed:
+    if not result.confirmed and not result.stopped:
         _err("warning: replaying the trace alone did not fail again (is the port deterministic?)")
     if save is not None:
         save.write_text(text)
@@ -79,4 +109,4 @@ def driver(which: str, mutant: str | None) -> int:
     """Serve a port on stdin/stdout until end of input."""
     from models.conformance.driver import main
 
-    return main([which, *(["--mutant", mutant] if mutant else [])])
+    return main([which, *(["--mutant", mutant] if mutant else [])], prog="pgalloc driver")

@@ -68,7 +68,14 @@ class CoverageResult:
 
 
 def measure(location: Path) -> CoverageResult:
-    """Replay the vectors at ``location`` under coverage in a fresh interpreter."""
+    """Replay the vectors at ``location`` under coverage in a fresh interpreter.
+
+    The vectors are loaded here first, so that a bad location is a
+    :class:`~models.conformance.replay.VectorError`, not the child's traceback.
+    """
+    from models.conformance.replay import load_vectors
+
+    load_vectors(location)
     with tempfile.TemporaryDirectory() as scratch:
         out = Path(scratch) / "coverage.json"
         subprocess.run(

@@ -75,13 +75,22 @@ def make_port(which: str, mutant: str | None = None) -> Port:
     return SpecPort()
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m models.conformance.driver")
+def main(
+    argv: Sequence[str] | None = None, prog: str = "python -m models.conformance.driver"
+) -> int:
+    parser = argparse.ArgumentParser(prog=prog)
     parser.add_argument("port", choices=["spec", "impl"])
     parser.add_argument(
         "--mutant", help="a deliberately wrong spec driver (models/conformance/mutants.py)"
     )
     args = parser.parse_args(argv)
+    if args.mutant is not None:
+        from models.conformance.mutants import MUTANTS
+
+        if args.port != "spec":
+            parser.error("--mutant applies to the spec driver")
+        if args.mutant not in MUTANTS:
+            parser.error(f"no mutant named {args.mutant} (there are: {', '.join(sorted(MUTANTS))})")
     return serve(make_port(args.port, args.mutant))
 
 

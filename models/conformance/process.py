@@ -30,11 +30,8 @@ from typing import IO
 
 from models.conformance.codec import Json
 from models.conformance.port import Port
-from models.conformance.protocol import PROTOCOL_VERSION
+from models.conformance.protocol import DEFAULT_TIMEOUT, PROTOCOL_VERSION
 from models.conformance.schema import SchemaError, validate_response
-
-DEFAULT_TIMEOUT = 10.0
-"""Seconds a driver may take to answer one request."""
 
 MAX_LINE = 256 << 20
 """A response line longer than this is malformed (a driver printing without end)."""
@@ -106,7 +103,9 @@ def check_envelope(request: dict[str, Json], response: Json, request_id: int) ->
         raise DriverFailure(
             "malformed",
             request,
-            f"the response carries id {response.get('id')!r}, not {request_id}",
+            f"the response carries id {response['id']!r}, not {request_id}"
+            if "id" in response
+            else f"the response carries no id (it must echo the request's id, {request_id})",
         )
 
 

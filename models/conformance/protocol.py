@@ -17,6 +17,13 @@ PROTOCOL_VERSION: Final = 1
 FORMAT_VERSION: Final = 1
 """The vector file format. Bumped on any incompatible change."""
 
+DEFAULT_TIMEOUT: Final = 10.0
+"""Seconds a driver may take to answer one request, by default (``--timeout``)."""
+
+DEFAULT_MAX_FAILURES: Final = 3
+"""Consecutive driver crashes or timeouts after which a run stops, by default
+(``--max-failures``): replay counts vectors, conform counts timed-out requests."""
+
 DESCRIBES: Final = {
     "project": "gVisor",
     "package": "pkg/sentry/pgalloc",
@@ -59,6 +66,40 @@ DRIVER_OPS: Final = (
 
 OPS: Final = SEED_OPS + DRIVER_OPS
 
+CORE: Final = "core"
+"""The pseudo-feature of the requests every driver answers (never declared, never a tag)."""
+
+OP_FEATURES: Final = {
+    "hello": CORE,
+    "create": CORE,
+    "state": CORE,
+    "allocate": "alloc",
+    "total_size": "alloc",
+    "allocate_and_fill": "fill",
+    "inc_ref": "refcount",
+    "dec_ref": "refcount",
+    "decommit": "decommit",
+    "map_internal": "map",
+    "write": "map",
+    "read": "map",
+    "reclaim": "reclaim",
+    "mark_evictable": "evict",
+    "mark_unevictable": "evict",
+    "mark_all_unevictable": "evict",
+    "start_evictions": "evict",
+    "run_evictions": "evict",
+    "should_cache_evictable": "evict",
+    "memcg_pressure": "memcg",
+    "update_usage": "usage",
+    "total_usage": "host",
+    "destroy": "destroy",
+    "set_faults": "kernel-faults",
+}
+"""The feature each request belongs to: a driver is sent only requests of the features it
+declares (and the core). Two depend on their fields too: ``update_usage`` without
+``committed`` is ``host``; ``allocate_and_fill`` allocates, so its vectors are also ``alloc``.
+Options and injected faults at ``create`` have features of their own (see :data:`FEATURES`)."""
+
 QUERY_OPS: Final = frozenset(
     {
         "hello",
@@ -86,14 +127,14 @@ and the call then fails with it every time until the faults change (the specific
 ``HostFaults``: truncate, map, punch, mincore)."""
 
 FEATURES: Final = {
-    "alloc": "allocate: top-down placement, huge-page alignment, file growth",
+    "alloc": "allocate (top-down placement, huge-page alignment, file growth) and total_size",
     "fill": "allocate_and_fill: filling from a reader, partial fills, reader errors",
     "refcount": "inc_ref and dec_ref",
     "decommit": "decommit",
     "map": "map_internal, and read/write through the mappings it returned",
     "reclaim": "the reclaimer, driven until it waits",
     "evict": "mark_evictable, mark_unevictable, mark_all_unevictable, start_evictions, "
-    "evictions driven to completion",
+    "evictions driven to completion, should_cache_evictable",
     "memcg": "use_host_memcg_pressure and memcg pressure notifications",
     "usage": "update_usage with the committed pages given in the request",
     "host": "results that depend on the host kernel: total_usage, and update_usage "

@@ -16,6 +16,7 @@ from functools import cache
 from importlib import metadata
 from pathlib import Path
 
+from models.conformance import protocol
 from models.conformance.codec import Json
 from models.conformance.protocol import DESCRIBES, FEATURES, FORMAT_VERSION, PROTOCOL_VERSION
 from models.conformance.schema import validate_vector
@@ -24,25 +25,12 @@ HUGE_FILE = 1 << 40
 """Vectors whose file grows to this size or beyond are tagged growth-overflow."""
 
 OP_FEATURES: dict[str, tuple[str, ...]] = {
-    "allocate": ("alloc",),
-    "allocate_and_fill": ("alloc", "fill"),
-    "inc_ref": ("refcount",),
-    "dec_ref": ("refcount",),
-    "decommit": ("decommit",),
-    "map_internal": ("map",),
-    "read": ("map",),
-    "write": ("map",),
-    "reclaim": ("reclaim",),
-    "mark_evictable": ("evict",),
-    "mark_unevictable": ("evict",),
-    "mark_all_unevictable": ("evict",),
-    "start_evictions": ("evict",),
-    "run_evictions": ("evict",),
-    "memcg_pressure": ("memcg",),
-    "total_usage": ("host",),
-    "destroy": ("destroy",),
-    "set_faults": ("kernel-faults",),
+    op: ("alloc", feature) if op == "allocate_and_fill" else (feature,)
+    for op, feature in protocol.OP_FEATURES.items()
+    if feature != protocol.CORE and op != "update_usage"
 }
+"""The tags a step of each op gives its vector (``protocol.OP_FEATURES``, without the core;
+update_usage's depends on its fields, see :func:`derive_features`)."""
 
 GROWTH_OVERFLOW_LENGTH = 1 << 40
 """Allocations this long or longer are tagged growth-overflow: they grow the file to at

@@ -5,14 +5,20 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
+from models.conformance import actions
+from models.conformance.actions import _simple
 from models.conformance.checks import driver_command
-from models.conformance.conform import run_conform
+from models.conformance.codec import Json
+from models.conformance.conform import NothingToDraw, OutsideFeatures, run_conform
 from models.conformance.mutants import MUTANTS
+from models.conformance.port import Response
 from models.conformance.process import InProcessDriver, SubprocessDriver
+from models.conformance.protocol import CORE, OP_FEATURES
 from models.conformance.replay import Outcome, replay, vector_paths
 from models.conformance.schema import validate
 from models.conformance.spec_port import SpecPort
@@ -154,3 +160,49 @@ def test_replay_command() -> None:
     assert replayed.returncode == 0, replayed.stdout
     count = len(vector_paths(Path("vectors/evict")))
     assert f"pgalloc-impl: {count} passed, 0 failed" in replayed.stdout
+
+
+class _Declares(SpecPort):
+    """The specification, declaring only some features, refusing and recording the rest."""
+
+    def __init__(self, features: list[str]) -> None:
+        super().__init__()
+        self.declared = features
+        self.ops: Counter[str] = Counter()
+
+    def features(self) -> list[str]:
+        return self.declared
+
+    def handle(self, request: dict[str, Json]) -> Response:
+        op = str(request["op"])
+        self.ops[op] += 1
+        if OP_FEATURES[op] not in (CORE, *self.declared):
+            return {"ok": False, "error": "not-supported"}
+        return super().handle(request)
+
+
+def test_conform_sends_only_the_declared_features() -> None:
+    port = _Declares(["alloc", "refcount"])
+    result = run_conform(InProcessDriver(port), 3.0, lambda line: None)
+    assert result.divergence is None and result.ended == {}, result.detail
+    assert set(port.ops) <= {"create", "state", "allocate", "total_size", "inc_ref", "dec_ref"}
+    assert port.ops["allocate"] and port.ops["dec_ref"] and port.ops["inc_ref"]
+    assert result.exercised and result.sent == dict(port.ops)
+
+
+def test_conform_refuses_to_draw_outside_the_declared_features(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The guard has teeth: an action sending destroy under ``alloc`` is stopped at once."""
+    monkeypatch.setattr(actions, "ACTIONS", [(_simple("destroy"), 1, "alloc")])
+    port = _Declares(["alloc"])
+    with pytest.raises(OutsideFeatures, match="needing \\['destroy'\\]"):
+        run_conform(InProcessDriver(port), 3.0, lambda line: None)
+    assert port.ops["destroy"] == 0
+
+
+def test_conform_with_nothing_to_draw_is_an_error() -> None:
+    with pytest.raises(NothingToDraw, match="declares \\['refcount'\\]"):
+        run_conform(InProcessDriver(_Declares(["refcount"])), 3.0, lambda line: None)
+    bad_input_only = run_conform(InProcessDriver(_Declares(["bad-input"])), 1.0, print)
+    assert not bad_input_only.exercised  # the command reports that as "nothing was checked"

@@ -18,7 +18,7 @@ from models.conformance.checks import driver_command
 from models.conformance.coverage_run import measure
 from models.conformance.process import SubprocessDriver
 from models.conformance.protocol import FEATURES, OPS
-from models.conformance.replay import Outcome, load_vectors, replay
+from models.conformance.replay import Outcome, VectorError, load_vectors, replay
 from models.conformance.vector import Vector
 
 CORPUS = generate.DEFAULT_DIRECTORY
@@ -83,7 +83,7 @@ def test_a_tampered_vector_is_rejected(tmp_path: Path) -> None:
     document = json.loads((CORPUS / "alloc" / "top-down.json").read_text())
     document["steps"][2]["request"]["length"] = 4096
     (tmp_path / "bad.json").write_text(json.dumps(document))
-    with pytest.raises(schema.SchemaError, match="step 2"):
+    with pytest.raises(VectorError, match=r"bad\.json: step 2"):
         load_vectors(tmp_path)
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import errno
 import io
 import json
+import re
 from dataclasses import fields
+from pathlib import Path
 
 import pytest
 
@@ -14,7 +16,15 @@ from models.conformance.codec import Json
 from models.conformance.compare import Verdict, compare
 from models.conformance.driver import answer, serve
 from models.conformance.port import Port
-from models.conformance.protocol import ALLOWANCES, ERROR_CODES, FAULTS, FEATURES, OPS
+from models.conformance.protocol import (
+    ALLOWANCES,
+    CORE,
+    ERROR_CODES,
+    FAULTS,
+    FEATURES,
+    OP_FEATURES,
+    OPS,
+)
 from models.conformance.spec_port import SpecPort
 from models.conformance.vector import Step, derive_features
 from spec.vocabulary import NO_FAULTS, UINT64_MAX, HostFaults
@@ -293,3 +303,28 @@ def test_a_port_may_support_nothing() -> None:
     out = io.StringIO()
     serve(_Silent(), io.StringIO('{"id": 1, "op": "state"}\n'), out)
     assert json.loads(out.getvalue()) == {"id": 1, "ok": False, "error": "not-supported"}
+
+
+def test_every_op_belongs_to_one_feature_in_one_table() -> None:
+    """protocol.OP_FEATURES, the schemas' x-feature and the docs' feature column agree."""
+    assert set(OP_FEATURES) == set(OPS)
+    assert set(OP_FEATURES.values()) == set(FEATURES) - {
+        "growth-overflow",
+        "bad-input",
+        "options",
+        "manual-zeroing",
+        "faults",
+    } | {CORE}
+    definitions = schema.load("request")["$defs"]
+    assert {op: definitions[op]["x-feature"] for op in OPS} == OP_FEATURES
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "conformance.md").read_text()
+    table = docs[docs.index("| op | feature |") :].split("\n\n")[0].splitlines()[2:]
+    documented: dict[str, str] = {}
+    for row in table:
+        cells = row.split(" | ")
+        ops = re.findall(r"`([\w-]+)`", cells[0])
+        features = re.findall(r"`([\w-]+)`", cells[1].split("(")[0])  # "(host without ...)"
+        documented |= dict(
+            zip(ops, features * len(ops) if len(features) == 1 else features, strict=True)
+        )
+    assert documented == OP_FEATURES
