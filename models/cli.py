@@ -105,7 +105,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     check.add_argument("--list", action="store_true", help="list the checks and exit")
     _add_conformance_commands(commands)
+    _add_show_command(commands)
     args = parser.parse_args(argv)
+    if args.command == "show":
+        return _run_show(parser, args)
     if args.command == "check":
         if args.list:
             for item, _ in CHECKS:
@@ -161,6 +164,30 @@ def _add_conformance_commands(
     driver.add_argument(
         "--mutant", choices=sorted(MUTANTS), help="a deliberately wrong spec driver"
     )
+
+
+def _add_show_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    show = commands.add_parser(
+        "show", help="draw a vector (or a counterexample) step by step: HTML, or --text"
+    )
+    show.add_argument("vector", nargs="?", type=Path, help="the vector file to draw")
+    show.add_argument(
+        "-o", "--output", type=Path, metavar="OUT.html", help="where (default: beside it)"
+    )
+    show.add_argument("--text", action="store_true", help="print one line per step instead")
+    show.add_argument(
+        "--counterexample",
+        metavar="SCENARIO",
+        help="draw the model checker's counterexample of this scenario (e.g. stale-mincore)",
+    )
+
+
+def _run_show(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    if (args.vector is None) == (args.counterexample is None):
+        parser.error("show: give a vector file or --counterexample SCENARIO (one of them)")
+    from models.picture.show import show
+
+    return show(args.vector, args.output, args.text, args.counterexample)
 
 
 def _run_conformance_command(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:

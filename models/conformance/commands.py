@@ -8,8 +8,13 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from models.conformance.process import DriverFailure, SubprocessDriver
+
+if TYPE_CHECKING:
+    from models.conformance.replay import VectorResult
+    from models.conformance.vector import Vector
 
 
 def _err(line: str) -> None:
@@ -23,16 +28,35 @@ def vectors_generate(directory: Path, check: bool) -> int:
 
 
 def vectors_replay(driver: str, location: Path, timeout: float, quiet: bool) -> int:
-    from models.conformance.replay import load_vectors, run_replay
+    from models.conformance.replay import load_vectors, run_replay, vector_paths
 
     try:
         vectors = load_vectors(location)
+        files = dict(zip(map(id, vectors), vector_paths(location), strict=True))
         with SubprocessDriver(driver, timeout=timeout) as session:
-            summary = run_replay(vectors, session, quiet=quiet)
+            summary = run_replay(
+                vectors,
+                session,
+                quiet=quiet,
+                on_failure=lambda vector, result: _draw(vector, result, files[id(vector)]),
+            )
     except DriverFailure as failure:
         _err(f"pgalloc vectors replay: {failure}")
         return 2
     return 1 if summary.failed else 0
+
+
+def _draw(vector: Vector, result: VectorResult, file: Path) -> str:
+    """The picture of a failure, beside the vector's file (see models/picture)."""
+    from models.conformance.replay import Outcome
+    from models.picture.show import divergence_path, write_divergence
+
+    failed = result.outcome is Outcome.FAILED
+    step = result.step if failed and result.step is not None else len(vector.steps) - 1
+    detail = result.detail if failed else "replayed alone, the trace did not fail again"
+    return write_divergence(
+        vector.to_json(), step, result.actual, detail, divergence_path(file), result.after
+    )
 
 
 def vectors_coverage(location: Path) -> int:
@@ -72,6 +96,8 @@ def conform(driver: str, budget: float, timeout: float, save: Path | None) -> in
             f"the trace is saved in {save}: replay it with "
             f"pgalloc vectors replay --driver ... --vectors {save}"
         )
+        if result.replayed is not None:
+            _err(_draw(result.divergence, result.replayed, save))
     return 1
 
 

@@ -26,7 +26,7 @@ from models.conformance.compare import Verdict, compare
 from models.conformance.process import Driver, DriverFailure
 from models.conformance.protocol import FEATURES
 from models.conformance.recorder import Recorder
-from models.conformance.replay import Outcome, replay_vector
+from models.conformance.replay import Outcome, VectorResult, replay_vector
 from models.conformance.vector import Step, Vector
 from models.profiles import fuzzing_settings
 
@@ -62,6 +62,8 @@ class ConformResult:
     """The minimal trace, replayed alone through a fresh session, fails again."""
     ended: dict[str, int] = field(default_factory=dict)
     """How many examples ended early, and why (aborted / unsupported)."""
+    replayed: VectorResult | None = None
+    """The minimal trace replayed alone (its failing step and response, for the picture)."""
 
 
 def _send(driver: Driver, step: Step) -> None:
@@ -177,5 +179,6 @@ def run_conform(
             f"(found by pgalloc conform): at step {len(steps) - 1}, {detail}",
             tuple(steps),
         )
-        result.confirmed = replay_vector(result.divergence, driver).outcome is Outcome.FAILED
+        result.replayed = replay_vector(result.divergence, driver)
+        result.confirmed = result.replayed.outcome is Outcome.FAILED
     return result

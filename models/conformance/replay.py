@@ -39,6 +39,10 @@ class VectorResult:
     """Why it failed (the first differing step), or why it was skipped."""
     step: int | None = None
     """The index of the step that decided the outcome, if one did."""
+    actual: dict[str, object] | None = None
+    """A failure's response from the driver, if it gave one (for the picture)."""
+    after: dict[str, object] | None = None
+    """The driver's ``state`` after a failing step the vector observes next (for the picture)."""
 
     def line(self) -> str:
         where = f" at step {self.step}" if self.step is not None else ""
@@ -100,8 +104,21 @@ def replay_vector(vector: Vector, driver: Driver) -> VectorResult:
                 Outcome.FAILED,
                 f"{_show(step.request)}: {comparison.detail}",
                 index,
+                actual,
+                _state_after(vector, index, driver),
             )
     return VectorResult(vector.name, Outcome.PASSED)
+
+
+def _state_after(vector: Vector, index: int, driver: Driver) -> dict[str, object] | None:
+    """The port's state after the failing step ``index``, if the vector's next step asks it."""
+    following = [step.request.get("op") for step in vector.steps[index : index + 2]]
+    if following[-1:] != ["state"] or following[0] == "state":
+        return None
+    try:
+        return dict(driver.request({"op": "state"}))
+    except DriverFailure:
+        return None
 
 
 def _expects_contract(response: dict[str, object]) -> bool:
@@ -136,13 +153,20 @@ def run_replay(
     report: Callable[[str], None] = print,
     *,
     quiet: bool = False,
+    on_failure: Callable[[Vector, VectorResult], str] | None = None,
 ) -> Summary:
-    """Replay ``vectors``, reporting one line per vector (only failures if ``quiet``)."""
+    """Replay ``vectors``, reporting one line per vector (only failures if ``quiet``).
+
+    ``on_failure`` is called with each failed vector; what it returns is reported too.
+    """
     counts: dict[Outcome, int] = {}
-    for result in replay(vectors, driver):
+    for vector in vectors:
+        result = replay_vector(vector, driver)
         counts[result.outcome] = counts.get(result.outcome, 0) + 1
         if not quiet or result.outcome is Outcome.FAILED:
             report(result.line())
+        if on_failure is not None and result.outcome is Outcome.FAILED:
+            report(f"  {on_failure(vector, result)}")
     summary = Summary(counts)
     report(f"{driver.name}: {summary.line()}")
     return summary

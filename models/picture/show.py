@@ -1,0 +1,92 @@
+"""``pgalloc show``, and the pictures the runner writes beside a failing vector.
+
+:func:`show` draws a vector file (or a model checker scenario's
+counterexample) as a page or as text. :func:`write_divergence` is what
+``pgalloc vectors replay`` and ``pgalloc conform --save`` call where a port
+departs: it writes the page beside the vector, ``NAME.divergence.html``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from models.picture import page, text
+from models.picture.trace import BadInput, Trace, from_divergence, from_vector
+
+
+def show(
+    vector: Path | None, output: Path | None, as_text: bool, counterexample: str | None
+) -> int:
+    """Draw ``vector`` (or the named scenario's counterexample); 0 if drawn, 2 if not."""
+    try:
+        if counterexample is not None:
+            trace = _counterexample(counterexample)
+            default = Path(f"{counterexample}.html")
+        else:
+            assert vector is not None
+            trace = from_vector(_read(vector))
+            default = vector.with_suffix(".html")
+    except (OSError, BadInput, ValueError) as error:
+        print(f"pgalloc show: {error}", file=sys.stderr)
+        return 2
+    if as_text:
+        sys.stdout.write(text.render(trace))
+        return 0
+    target = output or default
+    try:
+        target.write_text(page.render(trace), encoding="utf-8")
+    except OSError as error:
+        print(f"pgalloc show: cannot write {target}: {error.strerror}", file=sys.stderr)
+        return 2
+    print(f"{target}: {len(trace.frames)} frames; open it in a browser (arrow keys step)")
+    return 0
+
+
+def _read(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise BadInput(f"{path} is not JSON: {error}") from None
+    except OSError as error:
+        raise BadInput(f"cannot read {path}: {error.strerror}") from None
+
+
+def _counterexample(name: str) -> Trace:
+    from models.explore import DEFAULT_SCENARIOS, SEED_DEFECT_SCENARIOS, explore
+    from models.picture.counterexamples import from_violation
+
+    scenarios = {s.name: s for s in (*SEED_DEFECT_SCENARIOS, *DEFAULT_SCENARIOS)}
+    if name not in scenarios:
+        raise ValueError(f"no scenario named {name} (there are: {', '.join(scenarios)})")
+    violation = explore(scenarios[name]).violation
+    if violation is None:
+        raise ValueError(f"scenario {name} has no counterexample: every property holds")
+    return from_violation(scenarios[name], violation)
+
+
+def divergence_path(vector_file: Path) -> Path:
+    """Where the picture of a divergence of ``vector_file`` goes: beside it."""
+    return vector_file.with_name(vector_file.name.removesuffix(".json") + ".divergence.html")
+
+
+def write_divergence(
+    document: Any,
+    step: int,
+    actual: dict[str, Any] | None,
+    failure: str,
+    target: Path,
+    after: dict[str, Any] | None = None,
+) -> str:
+    """Draw a divergence to ``target``; a line saying where it is, or why it could not be.
+
+    The arguments are :func:`models.picture.trace.from_divergence`'s.
+    """
+    try:
+        trace = from_divergence(document, step, actual, failure, after)
+        target.write_text(page.render(trace), encoding="utf-8")
+    except (OSError, BadInput) as error:
+        return f"picture: not written ({error})"
+    return f"picture: {target}"
