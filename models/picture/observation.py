@@ -72,12 +72,16 @@ class Broken:
     text: str
 
 
-def parse(value: Any) -> Observation | Broken:
-    """``value`` as an :class:`Observation`, or :class:`Broken` saying what is wrong with it."""
-    try:
-        validate_result("state", value)
-    except SchemaError as error:
-        return Broken(str(error), _text(value))
+def parse(value: Any, *, checked: bool = False) -> Observation | Broken:
+    """``value`` as an :class:`Observation`, or :class:`Broken` saying what is wrong with it.
+
+    ``checked``: the caller has validated ``value`` against the schema already.
+    """
+    if not checked:
+        try:
+            validate_result("state", value)
+        except SchemaError as error:
+            return Broken(str(error), _text(value))
     for where, (start, end) in _ranges(value):
         if int(start) >= int(end):
             return Broken(f"{where}: the range [{start}, {end}) is empty or reversed", _text(value))

@@ -168,7 +168,7 @@ def _lanes(trace: Trace) -> str:
         y = 20 + i * row
         parts.append(
             _tag("text", _e(lane), x=LABELS - 8, y=y + 15, text_anchor="end", cls="lane-name")
-            + f"<line x1='{LABELS}' x2='{width - 10}' y1='{y + 11}' y2='{y + 11}' class='lane-line'/>"
+            + _tag("line", x1=LABELS, x2=width - 10, y1=y + 11, y2=y + 11, cls="lane-line")
         )
     for n, frame in enumerate(trace.frames):
         x = LABELS + n * column
@@ -396,10 +396,16 @@ def _band(
         parts.append(
             _tag("line", x1=x(boundary), x2=x(boundary), y1=top - 4, y2=bottom, cls="chunk")
         )
-    end = x(obs.file_size)
-    parts.append(_tag("line", x1=end, x2=end, y1=top - 4, y2=bottom, cls="file-end"))
+    file_end = x(obs.file_size)
+    parts.append(_tag("line", x1=file_end, x2=file_end, y1=top - 4, y2=bottom, cls="file-end"))
     parts.append(
-        _tag("text", _e(f"end {offset_label(obs.file_size)}"), x=end + 4, y=bottom, cls="end-label")
+        _tag(
+            "text",
+            _e(f"end {offset_label(obs.file_size)}"),
+            x=file_end + 4,
+            y=bottom,
+            cls="end-label",
+        )
     )
     for point in scale.labelled(90):
         if point != obs.file_size:

@@ -121,11 +121,12 @@ def _response_text(response: dict[str, Any]) -> str:
 
 
 def _state_view(response: dict[str, Any], problems: list[str]) -> View:
+    """The observation a state response carries; ``problems``: what :func:`_check` found."""
     if problems:
         return Broken(problems[-1], one_line(response, 400))
     if response.get("ok") is not True:
         return Broken("the state request failed", one_line(response, 400))
-    return parse(response.get("result"))
+    return parse(response.get("result"), checked=True)
 
 
 def from_vector(document: Any, *, until: int | None = None) -> Trace:
