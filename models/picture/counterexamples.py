@@ -17,15 +17,20 @@ Cost: one successor expansion, or one model step, per trace step.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 from models.conformance.codec import observation_json
 from models.explore.model import Node, Scenario, client_name, initial_node
 from models.explore.search import Violation
 from models.explore.steps import successors
 from models.linearizability.history import Operation, Raised
+from models.linearizability.model import apply
 from models.linearizability.search import Verdict
+from models.linearizability.stress import StressReport
 from models.picture.observation import Broken, Observation, parse
 from models.picture.trace import Frame, Trace, one_line
+from spec import allocator
+from spec.arguments import normalize_opts
 from spec.state import State, observe
 
 
@@ -69,7 +74,8 @@ def from_violation(scenario: Scenario, violation: Violation) -> Trace:
         )
     notes = (
         f"The model checker's shortest interleaving of scenario {scenario.name} "
-        f"that breaks a property ({len(violation.trace)} steps).",
+        f"that breaks a property ({len(violation.trace)} steps):",
+        *(f"  violated: {problem}" for problem in violation.problems),
         *scenario.describe().splitlines(),
     )
     return Trace("counterexample", scenario.name, "", tuple(frames), tuple(lanes), notes)
@@ -130,6 +136,20 @@ def from_linearization(
     return Trace(
         "counterexample", name, "", tuple(frames), tuple(dict.fromkeys(threads.values())), notes
     )
+
+
+def from_stress_report(report: StressReport) -> Trace:
+    """A failed stress run of the linearizability checker (see :func:`from_linearization`)."""
+    config = report.config
+    name = f"linearizability seed {config.seed}"
+    initial = allocator.new_memory_file(normalize_opts(config.opts))
+    trace = from_linearization(
+        name, report.verdict, initial, lambda state, op: apply(state, op, config.faults)
+    )
+    head = (
+        f"{config.threads} threads x {config.operations} operations, {config.opts}, {config.faults}"
+    )
+    return replace(trace, notes=(head, *trace.notes, *report.problems))
 
 
 def _thread_names(*groups: Sequence[Operation]) -> dict[int, str]:

@@ -23,6 +23,7 @@ Cost: linear in the number of frames times the ranges drawn in each.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from html import escape
@@ -108,7 +109,12 @@ def _header(trace: Trace, scale: Scale) -> str:
     return (
         f"<header><h1><span class='kind'>{_e(trace.kind)}</span> {_e(trace.name)}</h1>"
         f"<p class='description'>{_e(trace.description)}</p>{notes}"
-        f"<p class='facts'>{_e(' · '.join(facts))}</p>{_legend()}"
+        f"<p class='facts'>{_e(' · '.join(facts))}</p>"
+        "<p class='how'>Each step: the request &#8594; its response, then the file after it, "
+        "offsets growing to the right (a piecewise scale: every range stays visible), one row "
+        "for the usage set, one for the reclaim set, one per evictable user; the numbers "
+        "beside it.</p>"
+        f"{_legend()}"
         "<nav id='stepper'><button id='prev' type='button'>&#9664; previous</button>"
         "<span id='where'>all steps</span>"
         "<button id='next' type='button'>next &#9654;</button>"
@@ -125,7 +131,7 @@ def _legend() -> str:
     )
     refs = (
         "<span class='swatch'><svg width='66' height='12'>"
-        f"<rect width='20' height='12' fill='{COLOURS['Anonymous']}' fill-opacity='0.25' "
+        f"<rect width='20' height='12' fill='{COLOURS['Anonymous']}' fill-opacity='0.4' "
         "stroke='#555' stroke-dasharray='2 2'/>"
         f"<rect x='23' width='20' height='12' fill='{COLOURS['Anonymous']}' fill-opacity='0.6'/>"
         f"<rect x='46' width='20' height='12' fill='{COLOURS['Anonymous']}'/></svg>"
@@ -196,14 +202,22 @@ def _frame(
     steps = " ".join(map(str, frame.steps))
     shown = f"{frame.steps[0]}" + (f"-{frame.steps[-1]}" if len(frame.steps) > 1 else "")
     status = "ok" if frame.ok else "error"
+    response = ""
     bad = " bad" if frame.problems or frame.fields else ""
     lane = f"<span class='lane'>{_e(frame.lane)}</span>" if frame.lane else ""
-    response = (
-        " <span class='arrow'>&#8594;</span> "
-        f"<code class='response {status}'>{_e(frame.response)}</code>"
-        if frame.response
-        else ""
+    still = (
+        frame.given
+        and previous is not None
+        and isinstance(frame.observation, Observation)
+        and frame.observation == previous
     )
+    if still:
+        response += " <span class='still'>state unchanged</span>"
+    if frame.response:
+        response = (
+            " <span class='arrow'>&#8594;</span> "
+            f"<code class='response {status}'>{_e(frame.response)}</code>" + response
+        )
     parts = [
         f"<section class='frame{bad}' id='f{number}' data-steps='{steps}' "
         f"data-lane='{_e(frame.lane)}'>",
@@ -250,9 +264,13 @@ def _fields(fields: Iterable[diff.Field]) -> str:
 
 
 def _json(value: object) -> str:
-    import json
-
-    return str(value) if value == diff.MISSING else json.dumps(value, ensure_ascii=False)
+    """A differing value as JSON; a decimal string of a 64-bit value also in hex."""
+    if value == diff.MISSING:
+        return str(value)
+    shown = json.dumps(value, ensure_ascii=False)
+    if isinstance(value, str) and value.isdigit() and 4096 <= int(value) < 1 << 64:
+        shown += f" = {hex(int(value))}"
+    return shown
 
 
 # --- One observation ---------------------------------------------------------------------
@@ -309,9 +327,9 @@ def _span(start: int, end: int) -> str:
 def _band(
     obs: Observation, scale: Scale, changed: list[diff.Range], marks: list[diff.Range]
 ) -> str:
-    top = 22
+    top = 26
     bottom = top + ROW + 4 + THIN + (THIN + 4) * len(obs.evictable) + 4
-    height = bottom + 4
+    height = bottom + 14
 
     def x(offset: int) -> float:
         return LABELS + scale.x(offset)
@@ -322,7 +340,7 @@ def _band(
     def name(y: float, text: str, cls: str = "row-name", **more: object) -> str:
         return _tag("text", _e(text), x=LABELS - 8, y=y, text_anchor="end", cls=cls, **more)
 
-    parts = [f"<svg class='band' width='{LABELS + WIDTH + 70}' height='{height}' role='img'>"]
+    parts = [f"<svg class='band' width='{LABELS + WIDTH + 90}' height='{height}' role='img'>"]
     parts.append(
         _tag(
             "rect",
@@ -397,28 +415,34 @@ def _band(
             _tag("line", x1=x(boundary), x2=x(boundary), y1=top - 4, y2=bottom, cls="chunk")
         )
     file_end = x(obs.file_size)
-    parts.append(_tag("line", x1=file_end, x2=file_end, y1=top - 4, y2=bottom, cls="file-end"))
+    parts.append(_tag("line", x1=file_end, x2=file_end, y1=top - 4, y2=bottom + 12, cls="file-end"))
     parts.append(
         _tag(
             "text",
-            _e(f"end {offset_label(obs.file_size)}"),
+            _e(f"file end {offset_label(obs.file_size)}"),
             x=file_end + 4,
-            y=bottom,
+            y=bottom + 11,
             cls="end-label",
         )
     )
-    for point in scale.labelled(90):
-        if point != obs.file_size:
-            parts.append(
-                _tag(
-                    "text",
-                    _e(offset_label(point)),
-                    x=x(point),
-                    y=11,
-                    text_anchor="middle",
-                    cls="tick",
-                )
+    # Break points labelled on two staggered rows, each with a tick down to the rows.
+    for n, point in enumerate(scale.labelled(36)):
+        if point == obs.file_size:
+            continue
+        y_label = 8 if n % 2 == 0 else 17
+        parts.append(
+            _tag("line", x1=x(point), x2=x(point), y1=y_label + 1, y2=top, cls="tick-mark")
+        )
+        parts.append(
+            _tag(
+                "text",
+                _e(offset_label(point)),
+                x=x(point),
+                y=y_label,
+                text_anchor="middle",
+                cls="tick",
             )
+        )
     for r in marks:
         tip = _title(f"differs: {', '.join(r.what)} in {_span(r.start, r.end)}")
         parts.append(
@@ -440,7 +464,7 @@ def _band(
 
 def _segment(s: Segment, x0: float, w: float, top: int) -> str:
     """One run of the usage set: colour by kind, strength by references, a foot if committed."""
-    opacity = 0.25 if s.refs == 0 else 0.72 if s.refs == 1 else 1.0
+    opacity = 0.4 if s.refs == 0 else 0.72 if s.refs == 1 else 1.0
     outline = {"stroke": "#444", "stroke_dasharray": "3 2"} if s.refs == 0 else {"stroke": "#fff"}
     label = f"{s.kind} x{s.refs}" if s.refs != 1 else s.kind
     committed = ", known committed" if s.known_committed else ""

@@ -3,8 +3,9 @@
 A file spans pages to terabytes, and one page matters as much as a
 gigabyte. The scale is piecewise: the offsets where anything in the whole
 trace starts or ends (and the 1 GiB chunk boundaries, when there are few)
-cut the axis into pieces, and each piece gets a width that grows with the
-logarithm of its length (one page: 2 units, 1 GiB: 19), linear inside. One
+cut the axis into pieces, and each piece gets a width that grows slowly with
+its length (``1 + log2(1 + pages) ** 0.7``: one page 2 units, 16 pages 3.7,
+1 GiB 8.6), linear inside. Lengths are read from the labels, not the widths. One
 scale serves every step of a trace, so the same offset is at the same place
 in every drawing.
 
@@ -79,7 +80,7 @@ def build(offsets: Iterable[int], width: float) -> Scale:
 
 
 def _weight(length: int) -> float:
-    return 1.0 + math.log2(1.0 + length / PAGE)
+    return 1.0 + float(math.log2(1.0 + length / PAGE) ** 0.7)
 
 
 def offset_label(offset: int) -> str:

@@ -1,15 +1,18 @@
-"""``pgalloc show``, and the pictures the runner writes beside a failing vector.
+"""``pgalloc show``, and the pictures the runner and the checkers write when something fails.
 
 :func:`show` draws a vector file (or a model checker scenario's
 counterexample) as a page or as text. :func:`write_divergence` is what
 ``pgalloc vectors replay`` and ``pgalloc conform --save`` call where a port
 departs: it writes the page beside the vector, ``NAME.divergence.html``.
+:func:`draw_counterexample` is what the model checker's and the
+linearizability checker's ``pgalloc check`` entries call on a failure.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +68,20 @@ def _counterexample(name: str) -> Trace:
     if violation is None:
         raise ValueError(f"scenario {name} has no counterexample: every property holds")
     return from_violation(scenarios[name], violation)
+
+
+def draw_counterexample(make: Callable[[], Trace], stem: str) -> str:
+    """Draw a checker's counterexample to ``STEM.html`` in the current directory.
+
+    A line saying where, or why it could not be drawn: a picture is a help,
+    never a reason for the check itself to fail differently.
+    """
+    target = Path(f"{stem}.html")
+    try:
+        target.write_text(page.render(make()), encoding="utf-8")
+    except Exception as error:  # a picture must never change how the check fails
+        return f"picture: not drawn ({type(error).__name__}: {error})"
+    return f"picture: {target.resolve()}"
 
 
 def divergence_path(vector_file: Path) -> Path:

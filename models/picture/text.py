@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from models.picture import diff
 from models.picture.observation import Broken, Observation
-from models.picture.scale import Scale, build
+from models.picture.scale import Scale, build, size_label
 from models.picture.trace import Frame, Trace, View
 
 COLUMNS = 64
@@ -89,7 +89,9 @@ def _moved(before: Observation, after: Observation) -> list[str]:
         ("usage_expected", before.usage_expected, after.usage_expected),
         ("usage_swapped", before.usage_swapped, after.usage_swapped),
     ]
-    moved = [f"{name} {hex(was)}->{hex(now)}" for name, was, now in pairs if was != now]
+    moved = [
+        f"{name} {size_label(was)}->{size_label(now)}" for name, was, now in pairs if was != now
+    ]
     evicting = {u.name for u in after.evictable if u.evicting} - {
         u.name for u in before.evictable if u.evicting
     }

@@ -25,6 +25,7 @@ from models.conformance.compare import canonical_result
 from models.conformance.schema import SchemaError, validate_request, validate_response
 from models.picture import diff
 from models.picture.observation import Broken, Observation, parse
+from models.picture.scale import size_label
 
 View = Observation | Broken
 
@@ -81,6 +82,51 @@ class Trace:
         return found
 
 
+def _is_u64(value: Any) -> bool:
+    return isinstance(value, str) and value.isdigit() and len(value) <= 20
+
+
+def brief(value: Any, key: str = "") -> str:
+    """A request's or result's value as a porter reads it: ranges ``[0x.., 0x..)`` in hex,
+    a ``length`` in KiB/MiB, payloads by size, objects as ``k=v``; any other text as is."""
+    if isinstance(value, list) and len(value) == 2 and all(map(_is_u64, value)):
+        return f"[{hex(int(value[0]))}, {hex(int(value[1]))})"
+    if isinstance(value, list):
+        return "[" + ", ".join(brief(item, key) for item in value) + "]"
+    if isinstance(value, dict):
+        if len(value) == 1 and next(iter(value)) in ("hex", "base64", "pattern"):
+            kind, payload = next(iter(value.items()))
+            size = {"hex": len(str(payload)) // 2, "base64": len(str(payload)) * 3 // 4}
+            return f"{kind} {size.get(kind, payload)} bytes"
+        return "{" + ", ".join(f"{k}={brief(v, k)}" for k, v in value.items()) + "}"
+    if key == "length" and _is_u64(value):
+        return size_label(int(value))
+    if key == "offset" and _is_u64(value):
+        return hex(int(value))
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value)
+
+
+def describe_request(request: dict[str, Any]) -> str:
+    """``op key=value, ...``: a request in one short line."""
+    fields = [f"{k}={brief(v, k)}" for k, v in request.items() if k not in ("op", "id")]
+    return one_line(f"{request.get('op')} {', '.join(fields)}".strip())
+
+
+def describe_response(response: dict[str, Any]) -> str:
+    """A response in one short line: its result, or its error, violation and message."""
+    if response.get("ok") is True:
+        return one_line("ok" if response.get("result") is None else brief(response["result"]))
+    parts = [str(response.get("error"))]
+    parts += [str(response["violation"])] if "violation" in response else []
+    parts += ["(aborted)"] if response.get("aborted") is True else []
+    message = f": {response['message']}" if "message" in response else ""
+    return one_line(" ".join(parts) + message)
+
+
 def one_line(value: Any, limit: int = 240) -> str:
     text = json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else value
     return text if len(text) <= limit else text[: limit - 3] + "..."
@@ -116,8 +162,9 @@ def _check(request: dict[str, Any], response: dict[str, Any], whose: str) -> lis
 
 
 def _response_text(response: dict[str, Any]) -> str:
-    shown = {k: v for k, v in response.items() if k != "id"}
-    return one_line(shown)
+    if not isinstance(response.get("ok"), bool):  # not even a response: show what it is
+        return one_line({k: v for k, v in response.items() if k != "id"})
+    return describe_response(response)
 
 
 def _state_view(response: dict[str, Any], problems: list[str]) -> View:
@@ -159,7 +206,7 @@ def from_vector(document: Any, *, until: int | None = None) -> Trace:
             Frame(
                 (index,),
                 "",
-                one_line(request),
+                describe_request(request),
                 _response_text(response),
                 response.get("ok") is True,
                 last,

@@ -21,17 +21,18 @@ from models.linearizability.history import Operation
 from models.linearizability.model import apply
 from models.linearizability.search import linearize
 from models.picture import diff, page, text
-from models.picture.counterexamples import from_linearization, from_violation
+from models.picture.counterexamples import from_linearization, from_stress_report, from_violation
 from models.picture.observation import Broken, Observation, parse
 from models.picture.scale import build
+from models.picture.show import draw_counterexample
 from models.picture.trace import BadInput, Trace, from_divergence, from_vector
 from spec import allocator
 from spec.vocabulary import NO_FAULTS, FileRange, MemoryFileOpts, MemoryKind
 
 ROOT = Path(__file__).resolve().parents[2]
 CORPUS = ROOT / "vectors"
-EXAMPLE = ROOT / "docs" / "examples" / "evict-two-users.html"
-EXAMPLE_VECTOR = CORPUS / "evict" / "two-users.json"
+EXAMPLE = ROOT / "docs" / "examples" / "refcount-across-kinds.html"
+EXAMPLE_VECTOR = CORPUS / "refcount" / "across-kinds.json"
 HOSTILE = ("<script>alert(1)</script>", '" onload="alert(2)', "<img src=x onerror=alert(3)>")
 
 
@@ -408,3 +409,43 @@ def test_the_example_in_the_docs_is_current() -> None:
     document = json.loads(EXAMPLE_VECTOR.read_text())
     command = f"pgalloc show {EXAMPLE_VECTOR.relative_to(ROOT)} -o {EXAMPLE.relative_to(ROOT)}"
     assert EXAMPLE.read_text() == page.render(from_vector(document)), f"regenerate: {command}"
+
+
+# --- The checkers draw their counterexamples ----------------------------------------------------
+
+
+def test_the_model_checker_check_draws_its_counterexample(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from models.explore import scenarios
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(scenarios, "DEFAULT_SCENARIOS", SEED_DEFECT_SCENARIOS[:1])
+    result = scenarios.run_model_checker(0.0, lambda line: None)
+    assert not result.passed
+    picture = tmp_path / f"pgalloc-counterexample-{SEED_DEFECT_SCENARIOS[0].name}.html"
+    assert f"picture: {picture}" in result.detail
+    assert "usage_swapped" in picture.read_text()
+
+
+def test_a_linearizability_failure_is_drawn(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.models.test_linearizability import ReclaimsFirstRangeFirst, first_failure
+
+    report = first_failure(ReclaimsFirstRangeFirst)
+    trace = from_stress_report(report)
+    assert "reclaimer" in trace.lanes
+    assert len(trace.frames) == 1 + len(report.verdict.stuck_after) + len(report.verdict.stuck_at)
+    assert all(
+        "cannot come next" in f.problems[0] for f in trace.frames[-len(report.verdict.stuck_at) :]
+    )
+    check_page(page.render(trace), trace)
+    monkeypatch.chdir(tmp_path)
+    assert draw_counterexample(lambda: trace, "drawn") == f"picture: {tmp_path / 'drawn.html'}"
+    assert (tmp_path / "drawn.html").exists()
+
+    def broken() -> Trace:
+        raise ValueError("no")
+
+    assert draw_counterexample(broken, "not") == "picture: not drawn (ValueError: no)"
