@@ -97,13 +97,16 @@ def write_divergence(
     target: Path,
     after: dict[str, Any] | None = None,
 ) -> str:
-    """Draw a divergence to ``target``; a line saying where it is, or why it could not be.
+    """Draw a divergence to ``target`` (HTML) and beside it as text (``.txt``, for CI logs);
+    a line saying where, or why it could not be drawn.
 
     The arguments are :func:`models.picture.trace.from_divergence`'s.
     """
+    printed = target.with_suffix(".txt")
     try:
         trace = from_divergence(document, step, actual, failure, after)
         target.write_text(page.render(trace), encoding="utf-8")
+        printed.write_text(text.render(trace), encoding="utf-8")
     except (OSError, BadInput) as error:
         return f"picture: not written ({error})"
-    return f"picture: {target}"
+    return f"picture: {target} (as text: {printed})"

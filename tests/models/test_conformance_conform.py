@@ -105,7 +105,7 @@ def test_conform_command_prints_a_vector_and_fails(tmp_path: Path) -> None:
     assert printed["steps"][-1]["request"]["op"] == "allocate"
     assert "DIVERGENCE" in finished.stderr
     picture = tmp_path / "divergence.divergence.html"
-    assert f"picture: {picture}" in finished.stderr
+    assert f"picture: {picture}" in finished.stderr and picture.with_suffix(".txt").exists()
     assert "every field that differs" in picture.read_text()
     picture.unlink()
     replayed = subprocess.run(
