@@ -107,7 +107,19 @@ def check_in_browser(
 
 
 def test_a_vector_in_the_browser(browser: Any, tmp_path: Path) -> None:
-    check_in_browser(browser, from_vector(corpus("evict/two-users")), tmp_path)
+    trace = from_vector(corpus("refcount/across-kinds"))
+    check_in_browser(browser, trace, tmp_path)
+    # The stepping script works: two steps forward, then one frame at a time.
+    clicks = "".join(
+        f"document.getElementById('{button}').click();" for button in ("next", "next", "only")
+    )
+    stepped = page.render(trace).replace("</body>", f"<script>{clicks}</script></body>")
+    page_file = tmp_path / "stepped.html"
+    page_file.write_text(stepped, encoding="utf-8")
+    frames = elements(browser(page_file, "--dump-dom").stdout).with_class("frame")
+    shown = [a["id"] for a, _ in frames if "hidden" not in a]
+    assert [a["id"] for a, _ in frames if "current" in a["class"].split()] == ["f1"]
+    assert shown == ["f1"], shown
 
 
 def test_a_mutant_divergence_in_the_browser(browser: Any, tmp_path: Path) -> None:
