@@ -8,7 +8,7 @@ draws the observation after it as bands on one shared scale
 (:mod:`models.picture.scale`): the usage set (colour: kind; strength:
 references; a dark foot: known committed), the reclaim set, each user's
 evictable ranges (orange while evicting), chunk boundaries and the file end;
-what the step changed is underlaid in yellow; accounting, usage_expected and
+what the step changed is a yellow strip above the rows; accounting, usage_expected and
 usage_swapped are small bars. A divergence draws the expected observation
 above the port's, every differing byte range outlined in red on both, and
 lists every differing field.
@@ -114,12 +114,12 @@ def _header(trace: Trace, scale: Scale) -> str:
         "offsets growing to the right (a piecewise scale: every range stays visible), one row "
         "for the usage set, one for the reclaim set, one per evictable user; the numbers "
         "beside it.</p>"
-        f"{_legend()}"
+        f"{_legend()}</header>"
         "<nav id='stepper'><button id='prev' type='button'>&#9664; previous</button>"
         "<span id='where'>all steps</span>"
         "<button id='next' type='button'>next &#9654;</button>"
         "<label><input id='only' type='checkbox'> one step at a time</label>"
-        "<span class='hint'>keys: &#8592; &#8594;</span></nav></header>"
+        "<span class='hint'>keys: &#8592; &#8594;</span></nav>"
     )
 
 

@@ -17,7 +17,7 @@ Nothing here trusts a string: the writers escape everything.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from typing import Any
 
 from models.conformance.codec import same_errno
@@ -53,7 +53,8 @@ class Frame:
     actual_response: str | None = None
     """A divergence: what the port answered (or how its driver failed), one line."""
     actual: View | None = None
-    """A divergence at a ``state`` step: the port's observation."""
+    """A divergence: the port's observation at this frame (its answer to the ``state``
+    step that failed, or to the one the runner asked after the request that failed)."""
     fields: tuple[diff.Field, ...] = ()
     """A divergence: every field where the port's response differs from the expected one."""
     problems: tuple[str, ...] = ()
@@ -69,7 +70,7 @@ class Trace:
     frames: tuple[Frame, ...]
     lanes: tuple[str, ...] = ()
     """The threads, in the order their lanes are drawn (empty: one thread)."""
-    notes: tuple[str, ...] = field(default=())
+    notes: tuple[str, ...] = ()
     """Lines about the whole trace (what was not run, what was violated)."""
 
     def observations(self) -> list[Observation]:
@@ -149,7 +150,7 @@ def _steps(document: Any) -> list[tuple[dict[str, Any], dict[str, Any]]]:
     return steps
 
 
-def _check(request: dict[str, Any], response: dict[str, Any], whose: str) -> list[str]:
+def _schema_problems(request: dict[str, Any], response: dict[str, Any], whose: str) -> list[str]:
     try:
         validate_request(request)
     except SchemaError as error:
@@ -168,7 +169,7 @@ def _response_text(response: dict[str, Any]) -> str:
 
 
 def _state_view(response: dict[str, Any], problems: list[str]) -> View:
-    """The observation a state response carries; ``problems``: what :func:`_check` found."""
+    """The observation a state response carries (``problems``: its schema problems)."""
     if problems:
         return Broken(problems[-1], one_line(response, 400))
     if response.get("ok") is not True:
@@ -182,19 +183,16 @@ def from_vector(document: Any, *, until: int | None = None) -> Trace:
     frames: list[Frame] = []
     last: View | None = None
     for index, (request, response) in enumerate(steps[: None if until is None else until + 1]):
-        problems = _check(request, response, "the expected response")
+        problems = _schema_problems(request, response, "the expected response")
         if request.get("op") == "state":
             last = _state_view(response, problems)
-            if frames and not frames[-1].given:
+            if frames and not frames[-1].given:  # the state after the frame's request
                 previous = frames[-1]
-                frames[-1] = Frame(
-                    (*previous.steps, index),
-                    previous.lane,
-                    previous.request,
-                    previous.response,
-                    previous.ok,
-                    last,
-                    True,
+                frames[-1] = replace(
+                    previous,
+                    steps=(*previous.steps, index),
+                    observation=last,
+                    given=True,
                     problems=(*previous.problems, *problems),
                 )
                 continue
@@ -255,32 +253,22 @@ def from_divergence(
     else:
         is_state = request.get("op") == "state" and actual.get("ok") is True
         text = "" if is_state else _response_text(actual)
-        broken = _check(request, actual, "the port's response")
+        broken = _schema_problems(request, actual, "the port's response")
         problems += broken
         found += diff.fields(*_comparable(str(request.get("op")), expected, actual))
         if is_state:
             view = _state_view(actual, broken)
     if observed and after is not None:
         state_request, state_expected = steps[step + 1]
-        broken = _check(state_request, after, "the port's state")
+        broken = _schema_problems(state_request, after, "the port's state")
         problems += broken
         view = _state_view(after, broken)
         found += [
             diff.Field(f"(state after) {f.path}", f.expected, f.actual)
             for f in diff.fields(*_comparable("state", state_expected, after))
         ]
-    frame = Frame(
-        last.steps,
-        last.lane,
-        last.request,
-        last.response,
-        last.ok,
-        last.observation,
-        last.given,
-        actual_response=text,
-        actual=view,
-        fields=tuple(found),
-        problems=tuple(problems),
+    frame = replace(
+        last, actual_response=text, actual=view, fields=tuple(found), problems=tuple(problems)
     )
     notes = [f"The port departed from the specification at step {step}."]
     if last_step + 1 < len(steps):
