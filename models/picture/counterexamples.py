@@ -16,6 +16,7 @@ Cost: one successor expansion, or one model step, per trace step.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
@@ -106,10 +107,11 @@ def from_linearization(
                 (number,),
                 threads[op.thread],
                 _call(op),
-                one_line(repr(result)),
+                one_line(_show(result)),
                 not isinstance(result, Raised),
                 _observation(state, repr),
                 True,
+                span=(op.start, op.end),
             )
         )
     next_number = len(verdict.stuck_after) + 1
@@ -119,14 +121,15 @@ def from_linearization(
                 (next_number + offset,),
                 threads[op.thread],
                 _call(op),
-                one_line(repr(op.result)),
+                one_line(_show(op.result)),
                 False,
                 frames[-1].observation if offset else _observation(state, repr),
                 False,
                 problems=(
-                    f"cannot come next: it returned {op.result!r}, the specification "
-                    f"returns {spec!r} here",
+                    f"cannot come next: it returned {_show(op.result)}, the specification "
+                    f"returns {_show(spec)} here",
                 ),
+                span=(op.start, op.end),
             )
         )
     notes = (
@@ -168,4 +171,20 @@ def _thread_names(*groups: Sequence[Operation]) -> dict[int, str]:
 
 
 def _call(op: Operation) -> str:
-    return f"{op.name}({', '.join(map(repr, op.args))})"
+    return f"{op.name}({', '.join(map(_show, op.args))})"
+
+
+def _show(value: object) -> str:
+    """A recorded argument or result as a porter reads it: ranges in hex, enums by name."""
+    if isinstance(value, enum.Enum):
+        return value.name
+    start, end = getattr(value, "start", None), getattr(value, "end", None)
+    if isinstance(start, int) and isinstance(end, int):
+        return f"[{hex(start)}, {hex(end)})"
+    if isinstance(value, tuple) and len(value) == 2 and all(type(v) is int for v in value):
+        return f"[{hex(value[0])}, {hex(value[1])})"  # a range the reclaimer took
+    if isinstance(value, tuple):
+        return "(" + ", ".join(map(_show, value)) + ")"
+    if isinstance(value, Raised):
+        return f"raised {value.error}" + (f" (errno {value.errno})" if value.errno else "")
+    return repr(value)

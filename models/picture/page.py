@@ -189,7 +189,53 @@ def _lanes(trace: Trace) -> str:
                 f"height='{row - 4}' rx='4' class='lane-step{bad}' data-frame='{n}' "
                 f"data-lane='{_e(frame.lane)}'><title>{_e(frame.request)}</title></rect></a>"
             )
-    parts.append("</svg></section>")
+    parts.append("</svg>")
+    if any(frame.span for frame in trace.frames):
+        parts.append(_real_time(trace))
+    parts.append("</section>")
+    return "".join(parts)
+
+
+def _real_time(trace: Trace) -> str:
+    """One row per thread: when each call ran, start to end, the recorded times by rank
+    (so that overlapping calls overlap, however short the gaps between them)."""
+    times = sorted({t for frame in trace.frames if frame.span for t in frame.span})
+    unit = max(4.0, min(30.0, 900 / max(len(times), 1)))
+    rank = {t: i for i, t in enumerate(times)}
+    row = 22
+    width = LABELS + unit * len(times) + 10
+    parts = [
+        "<h2>Real time: when each call ran (start to end, in the order the times were recorded)"
+        f"</h2><svg class='lanes' width='{width:.0f}' height='{row * len(trace.lanes) + 8}' "
+        "role='img'>"
+    ]
+    for i, lane in enumerate(trace.lanes):
+        y = 4 + i * row
+        parts.append(
+            _tag("text", _e(lane), x=LABELS - 8, y=y + 15, text_anchor="end", cls="lane-name")
+            + _tag("line", x1=LABELS, x2=width - 10, y1=y + 11, y2=y + 11, cls="lane-line")
+        )
+    for n, frame in enumerate(trace.frames):
+        if frame.span is None or frame.lane not in trace.lanes:
+            continue
+        start, end = (LABELS + unit * rank[t] for t in frame.span)
+        y = 4 + trace.lanes.index(frame.lane) * row
+        bad = " bad" if frame.problems else ""
+        tip = _title(f"frame {n}: {frame.request}")
+        parts.append(
+            _tag(
+                "rect",
+                tip,
+                x=start,
+                y=float(y + 3),
+                width=max(end - start, 3.0),
+                height=row - 6,
+                rx=3,
+                cls=f"lane-span{bad}",
+                data_frame=n,
+            )
+        )
+    parts.append("</svg>")
     return "".join(parts)
 
 

@@ -59,6 +59,8 @@ class Frame:
     """A divergence: every field where the port's response differs from the expected one."""
     problems: tuple[str, ...] = ()
     """What is wrong here: a broken schema, a property violated, a failed driver."""
+    span: tuple[int, int] | None = None
+    """When the call ran, start and end, in any clock's units (for a recorded history)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -383,7 +383,11 @@ def test_a_linearizability_counterexample_is_drawn_up_to_where_it_is_stuck() -> 
     assert len(trace.frames) == 1 + len(verdict.stuck_after) + len(verdict.stuck_at)
     assert trace.lanes == ("t1", "t2")
     assert "cannot come next" in trace.frames[-1].problems[0]
-    check_page(page.render(trace), trace)
+    html = page.render(trace)
+    check_page(html, trace)
+    # Both calls ran at once: their real-time bars overlap.
+    spans = {a["data-frame"]: float(a["x"]) for a, _ in elements(html).with_class("lane-span")}
+    assert set(spans) == {"1", "2"} and spans["1"] < spans["2"]
 
 
 # --- The scale, the text, the example ---------------------------------------------------------
