@@ -163,12 +163,13 @@ def _legend() -> str:
 
 def _lanes(trace: Trace) -> str:
     """One row per thread, one column per frame: which thread ran each step."""
-    column, row = 30, 22
+    column, row = max(6.0, min(30.0, 900 / len(trace.frames))), 22
+    every = 1 if column >= 20 else 5 if column >= 8 else 10  # frame numbers that fit
     width = LABELS + column * len(trace.frames) + 10
     height = row * len(trace.lanes) + 24
     parts = [
         f"<section class='lanes'><h2>Threads: who ran each step</h2>"
-        f"<svg class='lanes' width='{width}' height='{height}' role='img'>"
+        f"<svg class='lanes' width='{width:.0f}' height='{height}' role='img'>"
     ]
     for i, lane in enumerate(trace.lanes):
         y = 20 + i * row
@@ -178,17 +179,27 @@ def _lanes(trace: Trace) -> str:
         )
     for n, frame in enumerate(trace.frames):
         x = LABELS + n * column
-        parts.append(
-            f"<text x='{x + column / 2}' y='12' text-anchor='middle' class='tick'>{n}</text>"
-        )
+        if n % every == 0:
+            parts.append(
+                _tag("text", str(n), x=x + column / 2, y=12, text_anchor="middle", cls="tick")
+            )
         if frame.lane in trace.lanes:
             y = 20 + trace.lanes.index(frame.lane) * row
             bad = " bad" if frame.problems else ""
-            parts.append(
-                f"<a href='#f{n}'><rect x='{x + 3}' y='{y + 2}' width='{column - 6}' "
-                f"height='{row - 4}' rx='4' class='lane-step{bad}' data-frame='{n}' "
-                f"data-lane='{_e(frame.lane)}'><title>{_e(frame.request)}</title></rect></a>"
+            pad = 3.0 if column >= 12 else 1.0
+            box = _tag(
+                "rect",
+                _title(frame.request),
+                x=x + pad,
+                y=y + 2,
+                width=column - 2 * pad,
+                height=row - 4,
+                rx=4 if column >= 12 else 1,
+                cls=f"lane-step{bad}",
+                data_frame=n,
+                data_lane=frame.lane,
             )
+            parts.append(f"<a href='#f{n}'>{box}</a>")
     parts.append("</svg>")
     if any(frame.span for frame in trace.frames):
         parts.append(_real_time(trace))
