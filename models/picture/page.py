@@ -56,7 +56,7 @@ SCRIPT = (Path(__file__).parent / "stepper.js").read_text()
 def render(trace: Trace) -> str:
     """The page for ``trace``."""
     scale = build({o for obs in trace.observations() for o in obs.offsets()}, WIDTH)
-    peak = _peak(trace.observations())
+    peak = _bar_scale(trace.observations())
     parts = [
         "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>",
         "<meta name='viewport' content='width=device-width'>",
@@ -87,7 +87,7 @@ class _Bars:
     """The kinds with bytes accounted at some step (the others would be empty bars)."""
 
 
-def _peak(observations: list[Observation]) -> _Bars:
+def _bar_scale(observations: list[Observation]) -> _Bars:
     values, kinds = [1], set[str]()
     for obs in observations:
         values += [n for _, n in obs.accounting] + [obs.usage_expected, obs.usage_swapped]
@@ -131,10 +131,12 @@ def _legend() -> str:
     )
     refs = (
         "<span class='swatch'><svg width='66' height='12'>"
-        f"<rect width='20' height='12' fill='{COLOURS['Anonymous']}' fill-opacity='0.4' "
-        "stroke='#555' stroke-dasharray='2 2'/>"
-        f"<rect x='23' width='20' height='12' fill='{COLOURS['Anonymous']}' fill-opacity='0.6'/>"
-        f"<rect x='46' width='20' height='12' fill='{COLOURS['Anonymous']}'/></svg>"
+        f"<rect width='20' height='12' fill='{COLOURS['Anonymous']}' "
+        f"fill-opacity='{_opacity(0)}' stroke='#555' stroke-dasharray='2 2'/>"
+        f"<rect x='23' width='20' height='12' fill='{COLOURS['Anonymous']}' "
+        f"fill-opacity='{_opacity(1)}'/>"
+        f"<rect x='46' width='20' height='12' fill='{COLOURS['Anonymous']}' "
+        f"fill-opacity='{_opacity(2)}'/></svg>"
         "0, 1, 2+ references</span>"
     )
     marks = (
@@ -519,9 +521,14 @@ def _band(
     return "".join(parts)
 
 
+def _opacity(refs: int) -> float:
+    """How strongly a segment is coloured: pale without references, solid with two or more."""
+    return 0.4 if refs == 0 else 0.72 if refs == 1 else 1.0
+
+
 def _segment(s: Segment, x0: float, w: float, top: int) -> str:
     """One run of the usage set: colour by kind, strength by references, a foot if committed."""
-    opacity = 0.4 if s.refs == 0 else 0.72 if s.refs == 1 else 1.0
+    opacity = _opacity(s.refs)
     outline = {"stroke": "#444", "stroke_dasharray": "3 2"} if s.refs == 0 else {"stroke": "#fff"}
     label = f"{s.kind} x{s.refs}" if s.refs != 1 else s.kind
     committed = ", known committed" if s.known_committed else ""
