@@ -39,6 +39,9 @@ def show(
         sys.stdout.write(text.render(trace))
         return 0
     target = output or default
+    if vector is not None and target.exists() and target.samefile(vector):
+        print(f"pgalloc show: {target} is the vector itself: give another -o", file=sys.stderr)
+        return 2
     try:
         target.write_text(page.render(trace), encoding="utf-8")
     except OSError as error:

@@ -260,6 +260,16 @@ def test_bad_files_get_one_line_errors(tmp_path: Path) -> None:
     assert run.returncode == 2
     assert run.stderr.count("\n") == 1 and "is not JSON" in run.stderr, run.stderr
     assert not (tmp_path / "garbage.html").exists()
+    vector = tmp_path / "kept.json"
+    vector.write_text(EXAMPLE_VECTOR.read_text())
+    run = subprocess.run(
+        [sys.executable, "-m", "models.cli", "show", str(vector), "-o", str(vector)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert run.returncode == 2 and "is the vector itself" in run.stderr
+    assert vector.read_text() == EXAMPLE_VECTOR.read_text()
 
 
 # --- Differences ---------------------------------------------------------------------------
