@@ -41,10 +41,10 @@ def _observation(state: State, label: Callable[[object], str] = str) -> Observat
 
 def from_violation(scenario: Scenario, violation: Violation) -> Trace:
     """The model checker's counterexample, replayed step by step from ``scenario``'s start."""
-    node: Node | None = initial_node(scenario)
-    assert node is not None
+    start = initial_node(scenario)
+    node: Node | None = start
     frames = [
-        Frame((0,), "", "start: " + _options(scenario), "", True, _observation(node.state), True)
+        Frame((0,), "", "start: " + _options(scenario), "", True, _observation(start.state), True)
     ]
     lanes = [client_name(i) for i in range(len(scenario.programs))]
     for number, line in enumerate(violation.trace, 1):
