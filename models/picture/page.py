@@ -530,7 +530,7 @@ def _segment(s: Segment, x0: float, w: float, top: int) -> str:
     """One run of the usage set: colour by kind, strength by references, a foot if committed."""
     opacity = _opacity(s.refs)
     outline = {"stroke": "#444", "stroke_dasharray": "3 2"} if s.refs == 0 else {"stroke": "#fff"}
-    label = f"{s.kind} x{s.refs}" if s.refs != 1 else s.kind
+    label = f"{s.kind}, {s.refs} refs" if s.refs != 1 else s.kind
     committed = ", known committed" if s.known_committed else ""
     tip = (
         f"{_span(s.start, s.end)} {size_label(s.end - s.start)} {s.kind}, {s.refs} refs{committed}"
