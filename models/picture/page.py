@@ -530,7 +530,9 @@ def _segment(s: Segment, x0: float, w: float, top: int) -> str:
     """One run of the usage set: colour by kind, strength by references, a foot if committed."""
     opacity = _opacity(s.refs)
     outline = {"stroke": "#444", "stroke_dasharray": "3 2"} if s.refs == 0 else {"stroke": "#fff"}
-    label = f"{s.kind}, {s.refs} refs" if s.refs != 1 else s.kind
+    # The longest label that fits: the kind (its colour says it too), then the references.
+    labels = [f"{s.kind}, {s.refs} refs", f"{s.refs} refs"] if s.refs != 1 else [s.kind]
+    label = next((text for text in labels if w > 7 * len(text) + 8), "")
     committed = ", known committed" if s.known_committed else ""
     tip = (
         f"{_span(s.start, s.end)} {size_label(s.end - s.start)} {s.kind}, {s.refs} refs{committed}"
@@ -550,7 +552,7 @@ def _segment(s: Segment, x0: float, w: float, top: int) -> str:
     ]
     if s.known_committed:
         parts.append(_tag("rect", x=x0, y=top + ROW - 7, width=w, height=5, cls="committed"))
-    if w > 8 * len(label) + 6:
+    if label:
         ink = "#fff" if s.refs >= 1 else "#222"
         parts.append(
             _tag(
