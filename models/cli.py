@@ -35,6 +35,8 @@ Run = Callable[[argparse.Namespace], int]
 
 DEFAULT_BUDGET = 60.0
 """Seconds ``pgalloc check`` and ``pgalloc conform`` spend by default."""
+DEFAULT_PICTURES = "pgalloc-divergences"
+"""Where replaying the installed corpus draws its failures (in the current folder)."""
 CORPUS_HELP = "the corpus this installation carries: vectors/ of a source checkout, or the wheel's"
 
 
@@ -203,6 +205,13 @@ def _add_vectors(commands: Subcommands) -> None:
         )
     _add_driver_options(replay, "vectors in a row on which the driver crashed or timed out")
     replay.add_argument("--quiet", action="store_true", help="print only failures")
+    replay.add_argument(
+        "--pictures",
+        type=Path,
+        metavar="FOLDER",
+        help="where to draw each failing vector (default: beside the vector given with "
+        f"--vectors; for the corpus this installation carries, {DEFAULT_PICTURES}/)",
+    )
     replay.set_defaults(run=_run_replay)
     coverage.set_defaults(run=_run_coverage)
 
@@ -235,8 +244,16 @@ def _run_generate(args: argparse.Namespace) -> int:
 def _run_replay(args: argparse.Namespace) -> int:
     from models.conformance import commands
 
+    pictures: Path | None = args.pictures
+    if pictures is None and args.vectors is None:
+        pictures = Path(DEFAULT_PICTURES)  # never into the corpus itself
     return commands.vectors_replay(
-        args.driver, _corpus(args), args.timeout, args.quiet, max_failures=args.max_failures
+        args.driver,
+        _corpus(args),
+        args.timeout,
+        args.quiet,
+        max_failures=args.max_failures,
+        pictures=pictures,
     )
 
 
@@ -275,6 +292,34 @@ def _run_conform(args: argparse.Namespace) -> int:
     )
 
 
+# --- pgalloc show -----------------------------------------------------------------------
+
+
+def _add_show(commands: Subcommands) -> None:
+    show = commands.add_parser(
+        "show", help="draw a vector (or a counterexample) step by step: HTML, or --text"
+    )
+    show.add_argument("vector", nargs="?", type=Path, help="the vector file to draw")
+    show.add_argument(
+        "-o", "--output", type=Path, metavar="OUT.html", help="where (default: beside it)"
+    )
+    show.add_argument("--text", action="store_true", help="print one line per step instead")
+    show.add_argument(
+        "--counterexample",
+        metavar="SCENARIO",
+        help="draw the model checker's counterexample of this scenario (e.g. stale-mincore)",
+    )
+    show.set_defaults(run=lambda args: _run_show(show, args))
+
+
+def _run_show(show: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    if (args.vector is None) == (args.counterexample is None):
+        show.error("give a vector file or --counterexample SCENARIO (one of them)")
+    from models.picture.show import show as draw
+
+    return draw(args.vector, args.output, args.text, args.counterexample)
+
+
 # --- pgalloc driver ---------------------------------------------------------------------
 
 
@@ -302,6 +347,7 @@ SUBCOMMANDS: tuple[Callable[[Subcommands], None], ...] = (
     _add_vectors,
     _add_conform,
     _add_driver,
+    _add_show,
 )
 """Each adds one subcommand, with ``run`` set to the function that carries it out."""
 
@@ -329,7 +375,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         root.error(f"unrecognized arguments: {' '.join(unknown)}")
     run: Run | None = getattr(args, "run", None)
     if run is None:
-        root.error("choose a command: check, vectors, conform or driver (see pgalloc --help)")
+        root.error("choose a command: check, vectors, conform, driver or show (see pgalloc --help)")
     return run(args)
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from tests.source_copy import PACKAGES, ROOT, add_import, copy_source
 
-DISTRIBUTION = {"z3": "z3-solver", "_pytest": "pytest"}
+DISTRIBUTION = {"z3": "z3-solver", "_pytest": "pytest", "PIL": "pillow"}
 """Import names whose distribution is called otherwise."""
 
 

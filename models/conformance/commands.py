@@ -8,8 +8,13 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from models.conformance.process import DriverFailure, SubprocessDriver
+
+if TYPE_CHECKING:
+    from models.conformance.replay import VectorResult
+    from models.conformance.vector import Vector
 
 
 def _err(line: str) -> None:
@@ -23,14 +28,31 @@ def vectors_generate(directory: Path, check: bool) -> int:
 
 
 def vectors_replay(
-    driver: str, location: Path, timeout: float, quiet: bool, *, max_failures: int | None = None
+    driver: str,
+    location: Path,
+    timeout: float,
+    quiet: bool,
+    *,
+    max_failures: int | None = None,
+    pictures: Path | None = None,
 ) -> int:
-    from models.conformance.replay import VectorError, load_vectors, run_replay
+    """Replay the vectors at ``location``; draw each failure beside its vector, or under
+    ``pictures`` (mirroring the vectors' folders) if given."""
+    from models.conformance.replay import VectorError, load_vectors, run_replay, vector_paths
 
     try:
         vectors = load_vectors(location)
+        files = dict(zip(map(id, vectors), vector_paths(location), strict=True))
         with SubprocessDriver(driver, timeout=timeout) as session:
-            summary = run_replay(vectors, session, quiet=quiet, max_failures=max_failures)
+            summary = run_replay(
+                vectors,
+                session,
+                quiet=quiet,
+                max_failures=max_failures,
+                on_failure=lambda vector, result: _draw(
+                    vector, result, _picture_of(files[id(vector)], location, pictures)
+                ),
+            )
     except (DriverFailure, VectorError) as failure:
         _err(f"pgalloc vectors replay: {failure}")
         return 2
@@ -43,6 +65,27 @@ def vectors_replay(
         )
         return 2
     return 0
+
+
+def _picture_of(file: Path, location: Path, pictures: Path | None) -> Path:
+    """The vector file whose divergence picture is written beside it (see _draw)."""
+    if pictures is None:
+        return file
+    return pictures / (file.relative_to(location) if location.is_dir() else file.name)
+
+
+def _draw(vector: Vector, result: VectorResult, file: Path) -> str:
+    """The picture of a failure, beside the vector's file (see models/picture)."""
+    from models.conformance.replay import Outcome
+    from models.picture.show import divergence_path, write_divergence
+
+    file.parent.mkdir(parents=True, exist_ok=True)
+    failed = result.outcome is Outcome.FAILED
+    step = result.step if failed and result.step is not None else len(vector.steps) - 1
+    detail = result.detail if failed else "replayed alone, the trace did not fail again"
+    return write_divergence(
+        vector.to_json(), step, result.actual, detail, divergence_path(file), result.after
+    )
 
 
 def vectors_coverage(location: Path) -> int:
@@ -102,6 +145,8 @@ def conform(
             f"the trace is saved in {save}: replay it with "
             f"pgalloc vectors replay --driver ... --vectors {save}"
         )
+        if result.replayed is not None:
+            _err(_draw(result.divergence, result.replayed, save))
     return 1
 
 

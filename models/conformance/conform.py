@@ -30,7 +30,7 @@ from models.conformance.compare import Verdict, compare
 from models.conformance.process import Driver, DriverFailure
 from models.conformance.protocol import CORE, FEATURES, OP_FEATURES
 from models.conformance.recorder import Recorder
-from models.conformance.replay import Outcome, replay_vector
+from models.conformance.replay import Outcome, VectorResult, replay_vector
 from models.conformance.vector import Step, Vector, derive_features
 from models.profiles import fuzzing_settings
 
@@ -75,6 +75,9 @@ class ConformResult:
     def exercised(self) -> bool:
         """Whether anything beyond the core (create, state) was sent."""
         return any(OP_FEATURES[op] != CORE for op in self.sent)
+
+    replayed: VectorResult | None = None
+    """The minimal trace replayed alone (its failing step and response, for the picture)."""
 
 
 @dataclass
@@ -252,5 +255,6 @@ def run_conform(
             tuple(steps),
         )
         if not timeouts.exceeded:  # a hung driver would only time out once more
-            result.confirmed = replay_vector(result.divergence, driver).outcome is Outcome.FAILED
+            result.replayed = replay_vector(result.divergence, driver)
+            result.confirmed = result.replayed.outcome is Outcome.FAILED
     return result

@@ -51,6 +51,10 @@ class VectorResult:
     driver_failure: str = ""
     """``crashed`` or ``timeout`` if the driver failed that way at ``step`` (not an allowed
     abort)."""
+    actual: dict[str, object] | None = None
+    """A failure's response from the driver, if it gave one (for the picture)."""
+    after: dict[str, object] | None = None
+    """The driver's ``state`` after a failing step the vector observes next (for the picture)."""
 
     def line(self) -> str:
         where = f" at step {self.step}" if self.step is not None else ""
@@ -172,8 +176,21 @@ def replay_vector(vector: Vector, driver: Driver) -> VectorResult:
                 Outcome.FAILED,
                 f"{_show(step.request)}: {comparison.detail}",
                 index,
+                actual=actual,
+                after=_state_after(vector, index, driver),
             )
     return VectorResult(vector.name, Outcome.PASSED)
+
+
+def _state_after(vector: Vector, index: int, driver: Driver) -> dict[str, object] | None:
+    """The port's state after the failing step ``index``, if the vector's next step asks it."""
+    following = [step.request.get("op") for step in vector.steps[index : index + 2]]
+    if following[-1:] != ["state"] or following[0] == "state":
+        return None
+    try:
+        return dict(driver.request({"op": "state"}))
+    except DriverFailure:
+        return None
 
 
 def _expects_contract(response: dict[str, object]) -> bool:
@@ -256,8 +273,11 @@ def run_replay(
     *,
     quiet: bool = False,
     max_failures: int | None = None,
+    on_failure: Callable[[Vector, VectorResult], str] | None = None,
 ) -> Summary:
     """Replay ``vectors``, reporting one line per vector (only failures if ``quiet``).
+
+    ``on_failure`` is called with each failed vector; what it returns is reported too.
 
     The summary line ends the report, followed by what skipped vectors left
     unchecked and, if the driver gave up (see :func:`replay`), why the run stopped.
@@ -276,6 +296,8 @@ def run_replay(
                 sent.update(str(step.request["op"]) for step in vector.steps)
             if not quiet or result.outcome is Outcome.FAILED:
                 report(result.line())
+            if on_failure is not None and result.outcome is Outcome.FAILED:
+                report(f"  {on_failure(vector, result)}")
     except DriverGaveUp as gave_up:
         stopped = str(gave_up)
     used = {str(step.request["op"]) for vector in vectors for step in vector.steps}

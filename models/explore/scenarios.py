@@ -31,7 +31,7 @@ from models.explore.program import (
     choice,
     script,
 )
-from models.explore.search import Result, explore
+from models.explore.search import Result, Violation, explore
 from spec.state import SeedDefects
 from spec.vocabulary import DelayedEviction, MemoryFileOpts
 
@@ -163,9 +163,22 @@ def run_model_checker(budget: float, progress: Progress) -> CheckResult:
     states = sum(r.states for r in results)
     transitions = sum(r.transitions for r in results)
     progress(f"model-checker: {states:,} states and {transitions:,} transitions in all")
-    failures = "\n\n".join(str(v) for r in results for v in r.violations)
+    failures = "\n\n".join(
+        f"{v}\n{_picture(scenario, v)}"
+        for scenario, r in zip(DEFAULT_SCENARIOS, results, strict=True)
+        for v in r.violations
+    )
     seconds = time.monotonic() - started
     return CheckResult("model-checker", not failures, states, "states", seconds, failures)
+
+
+def _picture(scenario: Scenario, violation: Violation) -> str:
+    """Draw the counterexample (models/picture), and say where it is."""
+    from models.picture.counterexamples import from_violation
+    from models.picture.show import draw_counterexample
+
+    stem = f"pgalloc-counterexample-{scenario.name}"
+    return draw_counterexample(lambda: from_violation(scenario, violation), stem)
 
 
 CHECKS = [

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 
 from models.check import Check, CheckResult, Progress
-from models.linearizability.stress import StressConfig, run
+from models.linearizability.stress import StressConfig, StressReport, run
 
 MIN_RUNS = 20
 
@@ -31,13 +31,22 @@ def run_linearizability(budget: float, progress: Progress) -> CheckResult:
                 histories,
                 "histories",
                 time.monotonic() - started,
-                report.explain(),
+                f"{report.explain()}\n{_picture(report)}",
             )
         histories += 1
         operations += report.client_calls + report.background_steps
         if histories % 50 == 0:
             progress(f"linearizability: {histories} histories, {operations} operations")
     return CheckResult("linearizability", True, histories, "histories", time.monotonic() - started)
+
+
+def _picture(report: StressReport) -> str:
+    """Draw the counterexample (models/picture), and say where it is."""
+    from models.picture.counterexamples import from_stress_report
+    from models.picture.show import draw_counterexample
+
+    stem = f"pgalloc-linearizability-seed-{report.config.seed}"
+    return draw_counterexample(lambda: from_stress_report(report), stem)
 
 
 CHECKS = [

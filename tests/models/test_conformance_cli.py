@@ -201,3 +201,26 @@ def test_a_missing_id_is_reported_as_missing() -> None:
         check_envelope(request, {"ok": True, "result": None}, 0)
     with pytest.raises(DriverFailure, match="carries id 3, not 0"):
         check_envelope(request, {"id": 3, "ok": True, "result": None}, 0)
+
+
+def test_failures_of_the_installed_corpus_are_drawn_outside_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without --vectors the corpus may sit in site-packages: pictures go to the current folder."""
+    corpus = tmp_path / "corpus"
+    (corpus / "alloc").mkdir(parents=True)
+    (corpus / "alloc" / "huge-alignment.json").write_text(
+        (CORPUS / "alloc" / "huge-alignment.json").read_text()
+    )
+    monkeypatch.setattr("models.conformance.replay.default_corpus", lambda: corpus)
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    mutant = f"{SPEC_DRIVER} --mutant huge-4k"
+    assert cli.main(["vectors", "replay", "--driver", mutant]) == 1
+    drawn = work / cli.DEFAULT_PICTURES / "alloc" / "huge-alignment.divergence.html"
+    assert drawn.is_file(), capsys.readouterr().out
+    assert sorted(p.name for p in (corpus / "alloc").iterdir()) == ["huge-alignment.json"]
+    elsewhere = tmp_path / "pictures"
+    assert cli.main(["vectors", "replay", "--driver", mutant, "--pictures", str(elsewhere)]) == 1
+    assert (elsewhere / "alloc" / "huge-alignment.divergence.html").is_file()

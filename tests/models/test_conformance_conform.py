@@ -110,6 +110,10 @@ def test_conform_command_prints_a_vector_and_fails(tmp_path: Path) -> None:
     assert printed == json.loads(saved.read_text())
     assert printed["steps"][-1]["request"]["op"] == "allocate"
     assert "DIVERGENCE" in finished.stderr
+    picture = tmp_path / "divergence.divergence.html"
+    assert f"picture: {picture}" in finished.stderr and picture.with_suffix(".txt").exists()
+    assert "every field that differs" in picture.read_text()
+    picture.unlink()
     replayed = subprocess.run(
         [
             sys.executable,
@@ -128,6 +132,7 @@ def test_conform_command_prints_a_vector_and_fails(tmp_path: Path) -> None:
         check=False,
     )
     assert replayed.returncode == 1 and "FAIL" in replayed.stdout
+    assert f"picture: {picture}" in replayed.stdout and picture.exists()
 
 
 def test_conform_reports_a_crashing_driver_with_its_trace() -> None:
