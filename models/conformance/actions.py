@@ -27,6 +27,7 @@ from hypothesis import strategies as st
 from models.conformance import codec
 from models.conformance.recorder import HOST, MODEL, Range, Recorder
 from spec.rangemap import range_set
+from spec.state import user_info
 from spec.vocabulary import (
     CHUNK_SIZE,
     HUGE_PAGE_SIZE,
@@ -237,7 +238,14 @@ def a_mark_evictable(r: Recorder, draw: Draw, features: Collection[str]) -> None
 
 
 def a_mark_unevictable(r: Recorder, draw: Draw, features: Collection[str]) -> None:
-    r.mark_unevictable(draw(st.sampled_from(USERS)), _evictable(draw))
+    """Unmark a range; without feature unmark-empty, never an empty one inside a range."""
+    user = draw(st.sampled_from(USERS))
+    start, end = _evictable(draw)
+    if "unmark-empty" not in features and start == end and r.live:
+        info = user_info(r.port.spec.state, user)
+        if info is not None and any(fr.start < start < fr.end for fr, _ in info.ranges):
+            end = start + 16
+    r.mark_unevictable(user, (start, end))
 
 
 def a_mark_all_unevictable(r: Recorder, draw: Draw, features: Collection[str]) -> None:

@@ -106,6 +106,9 @@ FEATURES: Final = {
     "kernel-faults": "injected ftruncate, mmap and mincore failures (create's faults), and "
     "set_faults: the failing kernel calls changed mid-session",
     "destroy": "destroy, and calls after it",
+    "unmark-empty": "mark_unevictable of an empty range [x, x) with x strictly inside one of "
+    "the user's evictable ranges, which removes nothing (the seed removes the rest of that "
+    "range: docs/divergences.md D4; a port faithful to the seed omits this feature)",
 }
 """Feature tags: a vector carries the tags of everything it exercises."""
 

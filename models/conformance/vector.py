@@ -100,15 +100,31 @@ def _fault_features(faults: dict[str, str]) -> set[str]:
     return {"faults" if call == "punch_hole" else "kernel-faults" for call in faults}
 
 
+def _unmarks_inside(request: dict[str, Json], evictable: dict[str, list[tuple[int, int]]]) -> bool:
+    """Whether ``request`` unmarks an empty range strictly inside one of the user's ranges."""
+    start, end = (int(bound) for bound in request["range"])
+    user_ranges = evictable.get(str(request["user"]), [])
+    return start == end and any(s < start < e for s, e in user_ranges)
+
+
 def derive_features(steps: tuple[Step, ...]) -> tuple[str, ...]:
     """The feature tags of ``steps``, in the order of :data:`FEATURES`."""
     found: set[str] = set()
     injected: set[str] = set()
     """The errno names of the faults in effect (an injected ENOMEM is no growth-overflow)."""
+    evictable: dict[str, list[tuple[int, int]]] = {}
+    """Each user's evictable ranges, as the last state step showed them."""
     for step in steps:
         request, response = step.request, step.response
         op = request["op"]
         found.update(OP_FEATURES.get(op, ()))
+        if op == "mark_unevictable" and _unmarks_inside(request, evictable):
+            found.add("unmark-empty")
+        if op == "state" and response["ok"]:
+            evictable = {
+                entry["user"]: [(int(s), int(e)) for s, e in entry["ranges"]]
+                for entry in response["result"]["evictable"]
+            }
         if op == "create":
             options = request["options"]
             if options["manual_zeroing"]:
