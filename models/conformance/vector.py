@@ -21,7 +21,8 @@ from models.conformance.protocol import DESCRIBES, FEATURES, FORMAT_VERSION, PRO
 from models.conformance.schema import validate_vector
 
 HUGE_FILE = 1 << 40
-"""Vectors whose file grows to this size or beyond are tagged growth-overflow."""
+"""Vectors whose file grows to this size or beyond (their state shows it) are tagged
+growth-overflow, and only those."""
 
 OP_FEATURES: dict[str, tuple[str, ...]] = {
     "allocate": ("alloc",),
@@ -43,10 +44,6 @@ OP_FEATURES: dict[str, tuple[str, ...]] = {
     "destroy": ("destroy",),
     "set_faults": ("kernel-faults",),
 }
-
-GROWTH_OVERFLOW_LENGTH = 1 << 40
-"""Allocations this long or longer are tagged growth-overflow: they grow the file to at
-least HUGE_FILE, or fail with ENOMEM (lengths beyond 2^62 never fit)."""
 
 
 @cache
@@ -110,8 +107,6 @@ def _unmarks_inside(request: dict[str, Json], evictable: dict[str, list[tuple[in
 def derive_features(steps: tuple[Step, ...]) -> tuple[str, ...]:
     """The feature tags of ``steps``, in the order of :data:`FEATURES`."""
     found: set[str] = set()
-    injected: set[str] = set()
-    """The errno names of the faults in effect (an injected ENOMEM is no growth-overflow)."""
     evictable: dict[str, list[tuple[int, int]]] = {}
     """Each user's evictable ranges, as the last state step showed them."""
     for step in steps:
@@ -136,20 +131,14 @@ def derive_features(steps: tuple[Step, ...]) -> tuple[str, ...]:
         if op in ("create", "set_faults"):
             faults = request.get("faults", {})
             found.update(_fault_features(faults))
-            injected = set(faults.values())
-        if (
-            op in ("allocate", "allocate_and_fill")
-            and int(request["length"]) >= GROWTH_OVERFLOW_LENGTH
-        ):
-            found.add("growth-overflow")
         if op == "update_usage":
             found.add("usage" if "committed" in request else "host")
         if not response["ok"]:
             if response["error"] == "contract":
                 found.add("bad-input")
-            if response["error"] == "ENOMEM" and "ENOMEM" not in injected:
-                found.add("growth-overflow")
         elif op == "state" and int(response["result"]["file_size"]) >= HUGE_FILE:
+            # Only a file that really grows needs the feature: a length that can never
+            # fit (ENOMEM) leaves the file as it was, and is plain alloc.
             found.add("growth-overflow")
     return tuple(feature for feature in FEATURES if feature in found)
 
