@@ -19,6 +19,7 @@ CHECKS: list[tuple[Check, float]] = [
     (explore.CHECKS[0], 0.0),
     (stateful.CHECKS[0], 0.35),
     (conformance.CHECKS[0], 0.1),
+    (conformance.CHECKS[1], 0.0),
     (linearizability.CHECKS[0], 0.1),
 ]
 """(check, share of the budget); shares need not add up to one."""

@@ -135,7 +135,11 @@ def _add_conformance_commands(
     coverage = actions.add_parser(
         "coverage", help="line and branch coverage of spec/ while replaying the vectors"
     )
-    for sub in (replay, coverage):
+    mutation = actions.add_parser(
+        "mutation", help="replay the vectors through each mutant of the spec: is each killed?"
+    )
+    mutation.add_argument("mutants", nargs="*", help="only these (default: the catalogue)")
+    for sub in (replay, coverage, mutation):
         sub.add_argument(
             "--vectors", type=Path, default=DEFAULT_DIRECTORY, help="a vector file or folder"
         )
@@ -171,6 +175,8 @@ def _run_conformance_command(parser: argparse.ArgumentParser, args: argparse.Nam
             return commands.vectors_generate(args.dir, args.check)
         if args.action == "coverage":
             return commands.vectors_coverage(args.vectors)
+        if args.action == "mutation":
+            return commands.vectors_mutation(args.vectors, args.mutants)
         return commands.vectors_replay(args.driver, args.vectors, args.timeout, args.quiet)
     if args.command == "conform":
         if args.budget <= 0:

@@ -43,6 +43,12 @@ def vectors_coverage(location: Path) -> int:
     return 0
 
 
+def vectors_mutation(location: Path, mutants: list[str]) -> int:
+    from models.conformance.mutation import main
+
+    return main(location, mutants)
+
+
 def conform(driver: str, budget: float, timeout: float, save: Path | None) -> int:
     from models.conformance.conform import run_conform
     from models.conformance.vector import dumps

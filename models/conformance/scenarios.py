@@ -165,6 +165,16 @@ def _above_last(r: Recorder) -> None:
 
 
 @scenario(
+    "alloc/growth-above-every-allocation",
+    "Growing, the range starts above the last allocated range, even when the first doubling's "
+    "top would fit above 0: a page at the top of 1 GiB, then 1.5 GiB, goes to [2.5, 4) GiB.",
+)
+def _above_every(r: Recorder) -> None:
+    r.allocate(PAGE)
+    r.allocate(GIB + GIB // 2)
+
+
+@scenario(
     "alloc/huge-growth-alignment",
     "Growth keeps huge alignment: the range starts at the aligned end of the last allocation.",
 )
