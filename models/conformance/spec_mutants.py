@@ -103,9 +103,9 @@ CATALOGUE: tuple[SpecMutant, ...] = (
     _m(
         "lowest-fit",
         "placement: the highest fit of all gaps",
-        f"{RANGES}:find_available_range",
-        "return max(fits)",
-        "return min(fits)",
+        f"{RANGES}:highest",
+        "return max(",
+        "return min(",
     ),
     _m(
         "no-align-down",
@@ -124,14 +124,14 @@ CATALOGUE: tuple[SpecMutant, ...] = (
     _m(
         "huge-threshold",
         "alignment: 2 MiB and longer are 2 MiB-aligned",
-        f"{ALLOC}:allocation_alignment",
+        f"{RANGES}:allocation_alignment",
         "length >= HUGE_PAGE_SIZE",
         "length > HUGE_PAGE_SIZE",
     ),
     _m(
         "no-huge-alignment",
         "alignment: huge allocations are huge-aligned",
-        f"{ALLOC}:allocation_alignment",
+        f"{RANGES}:allocation_alignment",
         "return HUGE_PAGE_SIZE if",
         "return PAGE_SIZE if",
     ),

@@ -20,7 +20,7 @@ from models.conformance.spec_mutants import (
     applied,
     mutated_function,
 )
-from spec import allocator, ranges
+from spec import ranges
 from spec.vocabulary import PAGE_SIZE
 
 BY_NAME = {mutant.name: mutant for mutant in CATALOGUE}
@@ -101,8 +101,8 @@ def test_an_equivalent_mutant_that_gets_killed_fails_the_run() -> None:
 def test_a_mutant_is_in_place_only_inside_its_with() -> None:
     huge = 2 << 20
     with applied(BY_NAME["no-huge-alignment"]):
-        assert allocator.allocation_alignment(huge) == PAGE_SIZE
-    assert allocator.allocation_alignment(huge) == huge
+        assert ranges.allocation_alignment(huge) == PAGE_SIZE
+    assert ranges.allocation_alignment(huge) == huge
     with applied(BY_NAME["no-align-down"]):
         assert ranges.align_down(PAGE_SIZE + 1, PAGE_SIZE) == PAGE_SIZE + 1
     assert ranges.align_down(PAGE_SIZE + 1, PAGE_SIZE) == PAGE_SIZE
