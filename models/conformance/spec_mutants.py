@@ -91,72 +91,68 @@ def applied(mutant: SpecMutant) -> Iterator[None]:
             setattr(module, name, original)
 
 
-def _m(name: str, rule: str, target: str, old: str, new: str, **extra: object) -> SpecMutant:
-    return SpecMutant(name, rule, target, old, new, **extra)  # type: ignore[arg-type]
-
-
 ALLOC, RANGES, USAGE = "spec.allocator", "spec.ranges", "spec.usage"
 EVICT, RECLAIM = "spec.eviction", "spec.reclaimer"
 
 CATALOGUE: tuple[SpecMutant, ...] = (
     # --- Placement, alignment, growth ---------------------------------------------------
-    _m(
+    SpecMutant(
         "lowest-fit",
         "placement: the highest fit of all gaps",
         f"{RANGES}:highest",
         "return max(",
         "return min(",
     ),
-    _m(
+    SpecMutant(
         "no-align-down",
         "alignment: the start is aligned down",
         f"{RANGES}:align_down",
         "return value & ~(alignment - 1)",
         "return value",
     ),
-    _m(
+    SpecMutant(
         "fit-strict",
         "placement: a gap that fits exactly is used",
         f"{RANGES}:top_fit",
         "if start >= gap.start",
         "if start > gap.start",
     ),
-    _m(
+    SpecMutant(
         "huge-threshold",
         "alignment: 2 MiB and longer are 2 MiB-aligned",
         f"{RANGES}:allocation_alignment",
         "length >= HUGE_PAGE_SIZE",
         "length > HUGE_PAGE_SIZE",
     ),
-    _m(
+    SpecMutant(
         "no-huge-alignment",
         "alignment: huge allocations are huge-aligned",
         f"{RANGES}:allocation_alignment",
         "return HUGE_PAGE_SIZE if",
         "return PAGE_SIZE if",
     ),
-    _m(
+    SpecMutant(
         "no-growth-guard",
         "growth: the size is an int64; beyond it, no fit",
         f"{RANGES}:growth_sizes",
         "if size > INT64_MAX:",
         "if size > 4 * INT64_MAX:",
     ),
-    _m(
+    SpecMutant(
         "linear-growth",
         "growth: the file doubles",
         f"{RANGES}:growth_sizes",
         "size = 2 * size if size else CHUNK_SIZE",
         "size = size + CHUNK_SIZE",
     ),
-    _m(
+    SpecMutant(
         "grow-below-last",
         "growth: the new range goes above every allocated range",
         f"{RANGES}:find_available_range",
         "last_gap_start = allocated[-1].end if allocated else 0",
         "last_gap_start = 0",
     ),
-    _m(
+    SpecMutant(
         "grow-unaligned-min",
         "growth: the lowest start is aligned up",
         f"{RANGES}:find_available_range",
@@ -165,21 +161,21 @@ CATALOGUE: tuple[SpecMutant, ...] = (
         equivalent="top_fit's start is a multiple of the alignment, and a multiple is at least "
         "x exactly when it is at least x aligned up",
     ),
-    _m(
+    SpecMutant(
         "no-chunk-rounding",
         "growth: the file grows to a chunk multiple",
         f"{ALLOC}:find_and_grow",
         "file_size=align_up(fr.end, CHUNK_SIZE)",
         "file_size=fr.end",
     ),
-    _m(
+    SpecMutant(
         "enospc",
         "errno: no fit is ENOMEM",
         f"{ALLOC}:find_and_grow",
         "raise enomem(f",
         "raise os_error(28, f",
     ),
-    _m(
+    SpecMutant(
         "truncate-errno",
         "errno: a failing ftruncate's own errno",
         f"{ALLOC}:find_and_grow",
@@ -187,63 +183,63 @@ CATALOGUE: tuple[SpecMutant, ...] = (
         "raise os_error(5,",
     ),
     # --- References and freeing --------------------------------------------------------
-    _m(
+    SpecMutant(
         "incref-by-two",
         "refs: IncRef adds one",
         f"{ALLOC}:inc_ref",
         "refs=u.refs + 1",
         "refs=u.refs + 2",
     ),
-    _m(
+    SpecMutant(
         "incref-on-freed",
         "access: IncRef needs a reference on every page",
         f"{ALLOC}:inc_ref",
         'require_referenced(state, fr, "IncRef")',
         'require_allocated(state, fr, "IncRef")',
     ),
-    _m(
+    SpecMutant(
         "decref-by-two",
         "refs: DecRef takes one",
         f"{ALLOC}:_release_one",
         "refs=info.refs - 1",
         "refs=info.refs - 2",
     ),
-    _m(
+    SpecMutant(
         "freed-keeps-kind",
         "freeing: freed pages are System until reclaimed",
         f"{ALLOC}:_release_one",
         "UsageInfo(MemoryKind.SYSTEM,",
         "UsageInfo(info.kind,",
     ),
-    _m(
+    SpecMutant(
         "freed-accounting-stays",
         "freeing: known-committed freed bytes move to System",
         f"{ALLOC}:dec_ref",
         "if info.known_committed:",
         "if False:",
     ),
-    _m(
+    SpecMutant(
         "free-not-signalled",
         "freeing: DecRef wakes the reclaimer",
         f"{ALLOC}:dec_ref",
         "state = signal_reclaimer(replace(state, reclaimable=True))",
         "state = replace(state, reclaimable=True)",
     ),
-    _m(
+    SpecMutant(
         "fill-keeps-partial-page",
         "fill: only whole pages are kept",
         f"{ALLOC}:fill",
         "kept = done - done % PAGE_SIZE",
         "kept = -(-done // PAGE_SIZE) * PAGE_SIZE",
     ),
-    _m(
+    SpecMutant(
         "fill-keeps-unfilled",
         "fill: the unfilled rest is released",
         f"{ALLOC}:fill",
         "state = dec_ref(state, FileRange(fr.start + kept, fr.end))",
         "state = state",
     ),
-    _m(
+    SpecMutant(
         "fill-eof-not-error",
         "fill: a reader that ends early is an error (EOF)",
         f"{ALLOC}:fill",
@@ -251,42 +247,49 @@ CATALOGUE: tuple[SpecMutant, ...] = (
         "error = None",
     ),
     # --- Decommit --------------------------------------------------------------------------
-    _m(
+    SpecMutant(
         "decommit-no-punch",
         "decommit: the pages are punched",
         f"{ALLOC}:decommit_punch",
         "state = replace(state, host=hostmodel.punch_hole(state.host, fr))",
         "state = state",
     ),
-    _m(
+    SpecMutant(
         "decommit-unallocated",
         "access: Decommit needs allocated pages",
         f"{ALLOC}:decommit_punch",
         'require_allocated(state, fr, "Decommit")',
         "pass",
     ),
-    _m(
+    SpecMutant(
         "decommit-punch-errno",
         "errno: a failing punch's own errno",
         f"{ALLOC}:decommit_punch",
         "raise os_error(punch_error,",
         "raise os_error(5,",
     ),
-    _m(
+    SpecMutant(
+        "mmap-errno",
+        "errno: a failing mmap's own errno",
+        f"{ALLOC}:require_mappable",
+        "raise os_error(map_error,",
+        "raise os_error(5,",
+    ),
+    SpecMutant(
         "decommit-keeps-known",
         "decommit: pages are no longer known committed",
         f"{ALLOC}:mark_decommitted",
         "replace(u, known_committed=False)",
         "u",
     ),
-    _m(
+    SpecMutant(
         "decommit-keeps-expected",
         "decommit: usageExpected drops by the known bytes",
         f"{ALLOC}:mark_decommitted",
         "expected -= part.length()",
         "expected -= 0",
     ),
-    _m(
+    SpecMutant(
         "allocate-not-zeroed",
         "manual zeroing: allocations are zeroed by hand",
         f"{ALLOC}:take_range",
@@ -294,7 +297,7 @@ CATALOGUE: tuple[SpecMutant, ...] = (
         "if False:",
     ),
     # --- Merging ---------------------------------------------------------------------------
-    _m(
+    SpecMutant(
         "no-merging",
         "merging: equal neighbours are one segment",
         "spec.rangemap:_canonical",
@@ -302,21 +305,21 @@ CATALOGUE: tuple[SpecMutant, ...] = (
         "and out[-1][2] == value and False:",
     ),
     # --- Access checks -------------------------------------------------------------------
-    _m(
+    SpecMutant(
         "execute-allowed",
         "access: execute access is EACCES",
         f"{ALLOC}:map_internal",
         "if at.execute:",
         "if False:",
     ),
-    _m(
+    SpecMutant(
         "eacces-errno",
         "errno: execute access is EACCES",
         f"{ALLOC}:map_internal",
         "raise eacces(f",
         "raise enomem(f",
     ),
-    _m(
+    SpecMutant(
         "map-to-file-end-refused",
         "access: a mapping may end at the file's end",
         f"{ALLOC}:map_internal",
@@ -324,42 +327,42 @@ CATALOGUE: tuple[SpecMutant, ...] = (
         "if fr.end >= state.file_size:",
     ),
     # --- The reclaimer ---------------------------------------------------------------------
-    _m(
+    SpecMutant(
         "reclaim-first-first",
         "reclaim order: the last range first",
         f"{RECLAIM}:find_reclaimable",
         "last = state.reclaim.last()",
         "last = next(iter(state.reclaim), None)",
     ),
-    _m(
+    SpecMutant(
         "reclaim-no-punch",
         "reclaim: freed pages are punched",
         f"{RECLAIM}:decommit_file",
         "state = replace(state, host=hostmodel.punch_hole(state.host, fr))",
         "state = state",
     ),
-    _m(
+    SpecMutant(
         "reclaim-no-zero-fallback",
         "reclaim: a failed punch is zeroed by hand",
         f"{RECLAIM}:decommit_file",
         "state = manually_zero(state, fr)",
         "state = state",
     ),
-    _m(
+    SpecMutant(
         "reclaim-keeps-usage",
         "reclaim: reclaimed pages leave the usage set",
         f"{RECLAIM}:mark_reclaimed",
         "usage=state.usage.remove(fr)",
         "usage=state.usage",
     ),
-    _m(
+    SpecMutant(
         "idle-no-evictions",
         "Enabled: an idle reclaimer starts evictions",
         f"{RECLAIM}:find_reclaimable",
         "state, _ = start_evictions_locked(state)",
         "pass",
     ),
-    _m(
+    SpecMutant(
         "idle-evicts-with-memcg",
         "Enabled with memcg: only pressure starts evictions",
         f"{RECLAIM}:find_reclaimable",
@@ -367,49 +370,49 @@ CATALOGUE: tuple[SpecMutant, ...] = (
         "\n",
     ),
     # --- UpdateUsage -----------------------------------------------------------------------
-    _m(
+    SpecMutant(
         "no-skip-known",
         "UpdateUsage: skip when the file holds what is known, no swap",
         f"{USAGE}:should_skip",
         "if current_usage == state.usage_expected and state.usage_swapped == 0:",
         "if False:",
     ),
-    _m(
+    SpecMutant(
         "no-skip-1s",
         "UpdateUsage: with swap booked, skip for 1 s",
         f"{USAGE}:should_skip",
         "and now < last + SECOND:",
         "and False:",
     ),
-    _m(
+    SpecMutant(
         "skip-1s-inclusive",
         "UpdateUsage: the 1 s rule is strict (Before)",
         f"{USAGE}:should_skip",
         "now < last + SECOND",
         "now <= last + SECOND",
     ),
-    _m(
+    SpecMutant(
         "no-skip-10ms",
         "UpdateUsage: skip within 10 ms",
         f"{USAGE}:should_skip",
         "return now - last < RESCAN_INTERVAL",
         "return False",
     ),
-    _m(
+    SpecMutant(
         "skip-10ms-inclusive",
         "UpdateUsage: the 10 ms rule is strict",
         f"{USAGE}:should_skip",
         "return now - last < RESCAN_INTERVAL",
         "return now - last <= RESCAN_INTERVAL",
     ),
-    _m(
+    SpecMutant(
         "scan-time-not-kept",
         "UpdateUsage: a scan records its time",
         f"{USAGE}:begin_update_usage",
         "state = replace(state, usage_last=now)",
         "state = state",
     ),
-    _m(
+    SpecMutant(
         "marks-freed-pages",
         "UpdateUsage: only committable pages are marked",
         f"{USAGE}:_mark_committed",
@@ -419,21 +422,21 @@ CATALOGUE: tuple[SpecMutant, ...] = (
         "segment, so no other segment overlaps it; only a call while mincore runs (which "
         "the protocol cannot make) could put a freed one there",
     ),
-    _m(
+    SpecMutant(
         "marked-as-system",
         "accounting: marked pages count to their kind",
         f"{USAGE}:_mark_committed",
         "account(accounting, info.kind, part.length())",
         "account(accounting, MemoryKind.SYSTEM, part.length())",
     ),
-    _m(
+    SpecMutant(
         "swap-never-dropped",
         "swap booking: dropped once the file holds no more",
         f"{USAGE}:_finish",
         "elif swapped:",
         "elif False:",
     ),
-    _m(
+    SpecMutant(
         "swap-as-anonymous",
         "swap booking: swap is accounted as System",
         f"{USAGE}:_finish",
@@ -441,7 +444,7 @@ CATALOGUE: tuple[SpecMutant, ...] = (
         "MemoryKind.ANONYMOUS",
         count=2,
     ),
-    _m(
+    SpecMutant(
         "mincore-errno",
         "errno: a failing mincore's own errno",
         f"{USAGE}:map_for_query",
@@ -449,98 +452,105 @@ CATALOGUE: tuple[SpecMutant, ...] = (
         "return state, os_error(5,",
     ),
     # --- Evictable ranges and eviction -------------------------------------------------------
-    _m(
+    SpecMutant(
         "swap-not-booked",
         "swap booking: bytes the scan cannot attribute are booked as swap",
         f"{USAGE}:_finish",
         "if state.usage_expected < current:",
         "if False:",
     ),
-    _m(
+    SpecMutant(
         "unmark-nothing",
         "marking: MarkUnevictable removes the range",
         f"{EVICT}:mark_unevictable",
         "ranges=info.ranges.remove(unmarked)",
         "ranges=info.ranges",
     ),
-    _m(
+    SpecMutant(
+        "empty-unmark-drops-tail",
+        "marking: an empty range unmarks nothing (the seed's D4, corrected)",
+        f"{EVICT}:mark_unevictable",
+        "if state.defects.empty_unevictable:",
+        "if True:",
+    ),
+    SpecMutant(
         "mark-nothing",
         "marking: MarkEvictable adds the range",
         f"{EVICT}:mark_evictable",
         "ranges=info.ranges.assign(FileRange(*er), None)",
         "ranges=info.ranges",
     ),
-    _m(
+    SpecMutant(
         "user-kept",
         "user removal: an idle user without ranges is forgotten",
         f"{EVICT}:_kept",
         "return info if info.evicting or info.ranges else None",
         "return info",
     ),
-    _m(
+    SpecMutant(
         "evict-first-first",
         "eviction order: the last range first",
         f"{EVICT}:take_eviction",
         "last = info.ranges.last()",
         "last = next(iter(info.ranges), None)",
     ),
-    _m(
+    SpecMutant(
         "evictor-keeps-user",
         "user removal: the eviction goroutine deletes its user",
         f"{EVICT}:take_eviction",
         "if info.ranges else None",
         "if info.ranges else replace(info, evicting=False)",
     ),
-    _m(
+    SpecMutant(
         "disabled-waits",
         "Disabled: marking starts eviction at once",
         f"{EVICT}:mark_evictable",
         "state = with_user(state, user, replace(info, evicting=True))",
         "pass",
     ),
-    _m(
+    SpecMutant(
         "enabled-no-signal",
         "Enabled: marking wakes the reclaimer",
         f"{EVICT}:mark_evictable",
         "state = signal_reclaimer(state)",
         "pass",
     ),
-    _m(
+    SpecMutant(
         "manual-start-ignored",
         "Manual: StartEvictions starts them",
         f"{EVICT}:start_evictions",
         "return start_evictions_locked(state)",
         "return state, False",
     ),
-    _m(
+    SpecMutant(
         "memcg-ignored",
         "memcg: pressure starts evictions",
         f"{EVICT}:memcg_pressure",
         "return start_evictions_locked(state)",
         "return state, False",
     ),
-    _m(
+    SpecMutant(
         "default-is-disabled",
         "options: Default means Enabled",
         "spec.arguments:normalize_opts",
         "delayed = DelayedEviction.ENABLED",
         "delayed = DelayedEviction.DISABLED",
     ),
-    _m(
+    SpecMutant(
         "invalid-eviction-accepted",
         "options: an unknown DelayedEvictionType is EINVAL",
         "spec.arguments:normalize_opts",
         "delayed = DelayedEviction(value)",
         "delayed = DelayedEviction(value) if value in (0, 1, 2, 3) else DelayedEviction.ENABLED",
     ),
-    _m(
+    SpecMutant(
         "cache-ignores-memcg",
         "ShouldCacheEvictable: memcg pressure counts",
         f"{ALLOC}:should_cache_evictable",
         "is DelayedEviction.MANUAL or opts.use_host_memcg_pressure",
         "is DelayedEviction.MANUAL",
     ),
-    _m(
+    SpecMutant(
         "cache-ignores-manual",
         "ShouldCacheEvictable: Manual counts",
         f"{ALLOC}:should_cache_evictable",

@@ -250,10 +250,19 @@ def growth_terminates(weakening: Weakening) -> Obligation:
         is_alignment(alignment),
         _reaches_growth(before, last_gap_start, length),
     )
+    # Most telling: the growth starts at ``size``, whose doubling the seed refuses (int64
+    # overflow) but the variant takes, and returns a range there: a whole-input disagreement.
+    entry = growth_entry(last_gap_start, length, alignment)
+    wraps = (
+        starts,
+        double(size).fails,
+        ~entry.fails,
+        growth_step(then.size, entry.minimum, length, alignment, weakening).returns,
+    )
     return Obligation.of_conjuncts(
         [is_file_size(start_size)],
         [starts, keeps],
-        (reachable,),
+        ((*reachable, *wraps), reachable),
         _growth_case(before, last_gap_start, length, alignment, weakening),
     )
 
