@@ -6,6 +6,9 @@ subprocess speaking the protocol); two mutant drivers are caught (one
 placing huge allocations wrongly, one leaking an allocation when a fault
 fails its mapping); and a
 budgeted ``conform`` run against the impl driver finds no divergence.
+
+``mutation``: replaying the corpus kills every mutant of the specification
+that is not argued equivalent (:mod:`models.conformance.mutation`).
 """
 
 from __future__ import annotations

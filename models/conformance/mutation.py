@@ -81,7 +81,7 @@ def _memory_limit(headroom: int) -> Iterator[None]:
 
 @contextmanager
 def _deadline(seconds: float) -> Iterator[None]:
-    """Raise :class:`_Hang` in this (main) thread after ``seconds``."""
+    """Raise :class:`_Hang` in this thread after ``seconds`` (SIGALRM: the main thread only)."""
 
     def expire(signum: int, frame: FrameType | None) -> None:
         raise _Hang
