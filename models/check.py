@@ -59,6 +59,7 @@ REGISTRY: tuple[Entry, ...] = (
     Entry("model-checker", "models.explore", 0.0),
     Entry("stateful", "models.stateful", 0.35),
     Entry("conformance", "models.conformance.checks", 0.1),
+    Entry("mutation", "models.conformance.checks", 0.0),
     Entry("linearizability", "models.linearizability.checks", 0.1),
 )
 """Every check ``pgalloc check`` runs, in the order it runs them (names are unique)."""

@@ -180,7 +180,9 @@ def _add_driver_options(parser: argparse.ArgumentParser, failures: str) -> None:
 def _add_vectors(commands: Subcommands) -> None:
     vectors = commands.add_parser("vectors", help="the conformance vectors: generate, replay")
     actions = vectors.add_subparsers(dest="action", metavar="ACTION")
-    vectors.set_defaults(run=lambda args: _usage(vectors, "choose generate, replay or coverage"))
+    vectors.set_defaults(
+        run=lambda args: _usage(vectors, "choose generate, replay, coverage or mutation")
+    )
 
     generate = actions.add_parser("generate", help="derive the corpus from the specification")
     generate.add_argument(
@@ -199,7 +201,11 @@ def _add_vectors(commands: Subcommands) -> None:
     coverage = actions.add_parser(
         "coverage", help="line and branch coverage of spec/ while replaying the vectors"
     )
-    for sub in (replay, coverage):
+    mutation = actions.add_parser(
+        "mutation", help="replay the vectors through each mutant of the spec: is each killed?"
+    )
+    mutation.add_argument("mutants", nargs="*", help="only these (default: the catalogue)")
+    for sub in (replay, coverage, mutation):
         sub.add_argument(
             "--vectors", type=Path, metavar="PATH", help=f"a vector file or folder ({CORPUS_HELP})"
         )
@@ -214,6 +220,7 @@ def _add_vectors(commands: Subcommands) -> None:
     )
     replay.set_defaults(run=_run_replay)
     coverage.set_defaults(run=_run_coverage)
+    mutation.set_defaults(run=_run_mutation)
 
 
 def _corpus(args: argparse.Namespace) -> Path:
@@ -261,6 +268,12 @@ def _run_coverage(args: argparse.Namespace) -> int:
     from models.conformance import commands
 
     return commands.vectors_coverage(_corpus(args))
+
+
+def _run_mutation(args: argparse.Namespace) -> int:
+    from models.conformance import commands
+
+    return commands.vectors_mutation(_corpus(args), args.mutants)
 
 
 # --- pgalloc conform --------------------------------------------------------------------

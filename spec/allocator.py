@@ -41,7 +41,7 @@ from spec.errors import (
     enomem,
     os_error,
 )
-from spec.ranges import align_up, find_available_range
+from spec.ranges import align_up, allocation_alignment, find_available_range
 from spec.state import (
     Reclaimer,
     ReclaimerStep,
@@ -54,7 +54,6 @@ from spec.vocabulary import (
     CHUNK_SHIFT,
     CHUNK_SIZE,
     FILL_BUFFER,
-    HUGE_PAGE_SIZE,
     PAGE_SIZE,
     AccessType,
     DelayedEviction,
@@ -102,11 +101,6 @@ def require_live(state: State) -> None:
 
 
 # --- Allocation -------------------------------------------------------------------
-
-
-def allocation_alignment(length: int) -> int:
-    """Hugepage-and-larger allocations are hugepage-aligned, to suit hugetmpfs."""
-    return HUGE_PAGE_SIZE if length >= HUGE_PAGE_SIZE else PAGE_SIZE
 
 
 def allocate(

@@ -53,6 +53,8 @@ def mark_unevictable(state: State, user: Hashable, er: EvictableRange) -> State:
     """MarkUnevictable: ``user`` no longer considers ``er`` evictable.
 
     An ``Evict`` already on its way may still arrive (see the module docstring).
+    An empty ``er`` removes nothing, unless the seed's defect is restored
+    (:func:`_seed_unmarked`).
     """
     require_live(state)
     check_user(user)
@@ -60,8 +62,23 @@ def mark_unevictable(state: State, user: Hashable, er: EvictableRange) -> State:
     info = user_info(state, user)
     if info is None:
         return state
-    info = replace(info, ranges=info.ranges.remove(FileRange(*er)))
+    unmarked = FileRange(*er)
+    if state.defects.empty_unevictable:
+        unmarked = _seed_unmarked(info, unmarked)
+    info = replace(info, ranges=info.ranges.remove(unmarked))
     return with_user(state, user, _kept(info))
+
+
+def _seed_unmarked(info: EvictableUser, er: FileRange) -> FileRange:
+    """What the seed's MarkUnevictable loop removes: ``er``, or for an empty ``er`` at ``x``
+    strictly inside a range ``[s, e)``, the tail ``[x, e)`` (docs/divergences.md D4).
+
+    The loop starts at the segment holding ``x`` and runs while ``seg.Start() < er.End``;
+    ``Isolate`` splits that segment at ``x`` but not again at ``x``, and the upper part
+    is removed.
+    """
+    holding = [fr for fr, _ in info.ranges if fr.start < er.start == er.end < fr.end]
+    return FileRange(er.start, holding[0].end) if holding else er
 
 
 def mark_all_unevictable(state: State, user: Hashable) -> State:

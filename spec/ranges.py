@@ -14,15 +14,30 @@ end of the file backwards, then grows the file by doubling. This module says
 Two lengths above ``2**63`` can never fit, and a length whose aligned start
 would wrap past ``2**64`` cannot either; both fall out of step 2 without
 special cases. ``models/proofs`` shows with z3 that the seed's loop returns
-exactly this for every 64-bit input meeting the preconditions.
+exactly this for every 64-bit input meeting the preconditions: it runs these
+very functions on z3 terms (``models/proofs/symbolic.py``), so each is
+written with ``+``, ``-``, ``*``, ``&``, ``~`` and comparisons of ints only.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 from spec.errors import InvalidArgument
-from spec.vocabulary import CHUNK_SIZE, INT64_MAX, MAX_PAGE, PAGE_SIZE, FileRange, is_uint64
+from spec.vocabulary import (
+    CHUNK_SIZE,
+    HUGE_PAGE_SIZE,
+    INT64_MAX,
+    MAX_PAGE,
+    PAGE_SIZE,
+    FileRange,
+    is_uint64,
+)
+
+
+def allocation_alignment(length: int) -> int:
+    """Hugepage-and-larger allocations are hugepage-aligned, to suit hugetmpfs."""
+    return HUGE_PAGE_SIZE if length >= HUGE_PAGE_SIZE else PAGE_SIZE
 
 
 def align_down(value: int, alignment: int) -> int:
@@ -58,6 +73,11 @@ def top_fit(gap: FileRange, length: int, alignment: int) -> FileRange | None:
     return FileRange(start, start + length) if start >= gap.start else None
 
 
+def highest(fits: Iterable[FileRange | None]) -> FileRange | None:
+    """The highest of the fits that exist, or None."""
+    return max((fit for fit in fits if fit is not None), default=None)
+
+
 def growth_sizes(file_size: int) -> Iterator[int]:
     """The file sizes the seed tries when growing, smallest first.
 
@@ -86,11 +106,9 @@ def find_available_range(
     ``MAX_PAGE``; ``0 <= file_size <= INT64_MAX``.
     """
     _check_preconditions(allocated, file_size, length, alignment)
-    fits = [
-        fit for gap in free_gaps(allocated, file_size) if (fit := top_fit(gap, length, alignment))
-    ]
-    if fits:
-        return max(fits)
+    best = highest(top_fit(gap, length, alignment) for gap in free_gaps(allocated, file_size))
+    if best is not None:
+        return best
     last_gap_start = allocated[-1].end if allocated else 0
     lowest_start = align_up(last_gap_start, alignment)
     for size in growth_sizes(file_size):

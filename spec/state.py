@@ -123,9 +123,13 @@ class SeedDefects:
     adjacent_segment: bool = False
     """Mark committed a segment that merely ends where a committed run starts (the
     seed's ``seg.End() < committedFR.Start``, which should be ``<=``)."""
+    empty_unevictable: bool = False
+    """``MarkUnevictable`` of an empty range ``[x, x)`` strictly inside an evictable
+    range drops that range's tail ``[x, end)`` (the seed's loop isolates the
+    segment at ``x`` and removes the upper part, though ``er`` holds no offset)."""
 
 
-SEED = SeedDefects(stale_mincore=True, adjacent_segment=True)
+SEED = SeedDefects(stale_mincore=True, adjacent_segment=True, empty_unevictable=True)
 """The seed's behaviour, defects included."""
 
 

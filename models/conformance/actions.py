@@ -28,6 +28,7 @@ from models.conformance import codec
 from models.conformance.protocol import OP_FEATURES
 from models.conformance.recorder import HOST, MODEL, Range, Recorder
 from spec.rangemap import range_set
+from spec.state import user_info
 from spec.vocabulary import (
     CHUNK_SIZE,
     HUGE_PAGE_SIZE,
@@ -175,7 +176,7 @@ def _length(r: Recorder, draw: Draw, features: Collection[str]) -> int:
         return HUGE_PAGE_SIZE + variant * PAGE_SIZE
     if size == 9 and not (r.live and r.port.spec.state.opts.manual_zeroing):
         return CHUNK_SIZE
-    if size == 10 and "growth-overflow" in features:
+    if size == 10:  # never fits, never grows the file: plain alloc
         return 1 << 63 if variant else (1 << 62) + PAGE_SIZE
     return 2 * HUGE_PAGE_SIZE
 
@@ -244,7 +245,14 @@ def a_mark_evictable(r: Recorder, draw: Draw, features: Collection[str]) -> None
 
 
 def a_mark_unevictable(r: Recorder, draw: Draw, features: Collection[str]) -> None:
-    r.mark_unevictable(draw(st.sampled_from(USERS)), _evictable(draw))
+    """Unmark a range; without feature unmark-empty, never an empty one inside a range."""
+    user = draw(st.sampled_from(USERS))
+    start, end = _evictable(draw)
+    if "unmark-empty" not in features and start == end and r.live:
+        info = user_info(r.port.spec.state, user)
+        if info is not None and any(fr.start < start < fr.end for fr, _ in info.ranges):
+            end = start + 16
+    r.mark_unevictable(user, (start, end))
 
 
 def a_mark_all_unevictable(r: Recorder, draw: Draw, features: Collection[str]) -> None:

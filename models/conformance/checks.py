@@ -6,6 +6,9 @@ subprocess speaking the protocol); two mutant drivers are caught (one
 placing huge allocations wrongly, one leaking an allocation when a fault
 fails its mapping); and a
 budgeted ``conform`` run against the impl driver finds no divergence.
+
+``mutation``: replaying the corpus kills every mutant of the specification
+that is not argued equivalent (:mod:`models.conformance.mutation`).
 """
 
 from __future__ import annotations
@@ -78,11 +81,42 @@ def run_conformance(budget: float, progress: Progress) -> CheckResult:
     )
 
 
+def run_mutation_check(budget: float, progress: Progress) -> CheckResult:
+    """Every non-equivalent mutant of the spec killed by replaying the corpus (both sets)."""
+    from models.conformance.mutation import run_mutation
+
+    started = time.monotonic()
+    vectors = load_vectors(generate.DEFAULT_DIRECTORY)
+    progress(f"mutation: replaying {len(vectors)} vectors through each mutant of spec/")
+    report = run_mutation(vectors, report=lambda line: None)
+    killed, total = report.score("cheap")
+    progress(f"mutation: {report.summary()}")
+    detail = "\n".join(
+        f"{r.mutant.name} ({r.mutant.rule}): {r.verdict}; run `pgalloc vectors mutation "
+        f"{r.mutant.name}`"
+        for r in report.failures
+    )
+    return CheckResult(
+        "mutation",
+        report.passed,
+        killed,
+        f"of {total} mutants killed (all features {report.score('all')[0]})",
+        time.monotonic() - started,
+        detail or ("no vectors" if not vectors else ""),
+    )
+
+
 CHECKS: list[Check] = [
     Check(
         NAME,
         "the vector corpus is current and replays clean through the spec and impl drivers; "
         "two mutants are caught; conform finds no divergence of impl",
         run_conformance,
-    )
+    ),
+    Check(
+        "mutation",
+        "each mutant of the specification (one rule of the seed broken) is killed by replaying "
+        "the corpus, for a driver with every feature and for one without growth-overflow and host",
+        run_mutation_check,
+    ),
 ]

@@ -101,6 +101,12 @@ def vectors_coverage(location: Path) -> int:
     return 0
 
 
+def vectors_mutation(location: Path, mutants: list[str]) -> int:
+    from models.conformance.mutation import main
+
+    return main(location, mutants)
+
+
 def conform(
     driver: str,
     budget: float,

@@ -20,6 +20,7 @@ from models.conformance.codec import Json
 from models.conformance.port import Response
 from models.conformance.spec_port import SpecPort
 from spec import allocator
+from spec.state import SEED
 from spec.vocabulary import PAGE_SIZE
 
 
@@ -135,6 +136,23 @@ class AbortsOnContract(SpecPort):
         return response
 
 
+class SeedFaithful(SpecPort):
+    """The specification with the seed's defects restored: a port faithful to the seed.
+
+    It declares every feature but ``unmark-empty`` (the one defect the protocol
+    can show, docs/divergences.md D4), so it replays the corpus clean, and
+    ``conform`` never draws that input for it.
+    """
+
+    name = "pgalloc-spec-seed"
+
+    def __init__(self) -> None:
+        super().__init__(defects=SEED)
+
+    def features(self) -> list[str]:
+        return [feature for feature in super().features() if feature != "unmark-empty"]
+
+
 MUTANTS: dict[str, Callable[[], SpecPort]] = {
     "huge-4k": HugeAlignedTo4K,
     "never-reclaims": NeverReclaims,
@@ -146,5 +164,7 @@ MUTANTS: dict[str, Callable[[], SpecPort]] = {
     "garbage": GarbageOnTotalSize,
     "number": WrongResultShape,
     "aborts": AbortsOnContract,
+    "seed": SeedFaithful,
 }
-"""The mutants by name; ``aborts`` is not wrong (the abort allowance) and must pass."""
+"""The mutants by name; ``aborts`` (the abort allowance) and ``seed`` (the seed's defects,
+declared) are not wrong and must pass."""

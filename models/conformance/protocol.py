@@ -139,7 +139,8 @@ FEATURES: Final = {
     "usage": "update_usage with the committed pages given in the request",
     "host": "results that depend on the host kernel: total_usage, and update_usage "
     "asking the real host (needs a host that behaves as the specification's host model)",
-    "growth-overflow": "files grown near the int64 limit, and ENOMEM when they cannot grow",
+    "growth-overflow": "files grown to 2^40 bytes and more, toward the int64 limit (ENOMEM for "
+    "a length that can never fit leaves the file as it is: that is plain alloc)",
     "bad-input": "out-of-contract calls (the seed panics; the answer is a contract error)",
     "options": "invalid options (EINVAL at creation)",
     "manual-zeroing": "the manual_zeroing option",
@@ -147,12 +148,16 @@ FEATURES: Final = {
     "kernel-faults": "injected ftruncate, mmap and mincore failures (create's faults), and "
     "set_faults: the failing kernel calls changed mid-session",
     "destroy": "destroy, and calls after it",
+    "unmark-empty": "mark_unevictable of an empty range [x, x) with x strictly inside one of "
+    "the user's evictable ranges, which removes nothing (the seed removes the rest of that "
+    "range: docs/divergences.md D4; a port faithful to the seed omits this feature)",
 }
 """Feature tags: a vector carries the tags of everything it exercises."""
 
 ERROR_CODES: Final = {
     "contract": "an out-of-contract call, where the seed panics; nothing was changed",
-    "ENOMEM": "no range fits (the file cannot grow further)",
+    "ENOMEM": "no range fits, nor would in a file of any size up to the int64 limit (feature "
+    "alloc)",
     "EACCES": "map_internal with execute access",
     "EINVAL": "create with invalid options",
     "not-supported": "the port does not implement this request (the vector is skipped)",

@@ -165,6 +165,16 @@ def _above_last(r: Recorder) -> None:
 
 
 @scenario(
+    "alloc/growth-above-every-allocation",
+    "Growing, the range starts above the last allocated range, even when the first doubling's "
+    "top would fit above 0: a page at the top of 1 GiB, then 1.5 GiB, goes to [2.5, 4) GiB.",
+)
+def _above_every(r: Recorder) -> None:
+    r.allocate(PAGE)
+    r.allocate(GIB + GIB // 2)
+
+
+@scenario(
     "alloc/huge-growth-alignment",
     "Growth keeps huge alignment: the range starts at the aligned end of the last allocation.",
 )
@@ -921,6 +931,51 @@ def _empty(r: Recorder) -> None:
     r.simple("run_evictions")
 
 
+@scenario(
+    "evict/unmark-empty-inside",
+    "Unmarking an empty range inside an evictable range removes nothing; the seed removes the "
+    "rest of the range (docs/divergences.md D4, feature unmark-empty).",
+)
+def _unmark_empty_inside(r: Recorder) -> None:
+    r.mark_evictable("b", (0, 32))
+    r.mark_unevictable("b", (16, 16))
+    r.simple("start_evictions")
+    r.simple("run_evictions")
+
+
+@scenario(
+    "evict/unmark-empty-boundaries",
+    "Empty ranges at a range's ends or in a gap, the gap between two ranges, and a whole range: "
+    "the seed's loop and ours agree on each.",
+    MANUAL,
+)
+def _unmark_boundaries(r: Recorder) -> None:
+    r.mark_evictable("a", (16, 48))
+    r.mark_evictable("a", (64, 80))
+    for er in ((16, 16), (48, 48), (8, 8), (56, 56), (96, 96), (48, 64)):
+        r.mark_unevictable("a", er)
+    r.mark_unevictable("a", (64, 80))
+    r.mark_unevictable("nobody", (4, 4))
+    r.mark_unevictable("a", (16, 48))
+
+
+@scenario(
+    "evict/mark-empty-or-touching",
+    "Marking an empty range, inside a range or not, adds nothing (though Disabled starts an "
+    "eviction goroutine, which finds nothing); touching and overlapping ranges merge.",
+    DISABLED,
+)
+def _mark_touching(r: Recorder) -> None:
+    r.mark_evictable("a", (8, 8))
+    r.simple("run_evictions")
+    r.mark_evictable("b", (0, 16))
+    r.mark_evictable("b", (16, 32))
+    r.mark_evictable("b", (8, 8))
+    r.mark_evictable("b", (24, 40))
+    r.mark_evictable("b", (40, 40))
+    r.simple("run_evictions")
+
+
 @scenario("evict/bad-range", "An ill-formed evictable range is out of contract.", MANUAL)
 def _evict_bad(r: Recorder) -> None:
     r.mark_evictable("a", (9, 3))
@@ -975,6 +1030,27 @@ def _interval(r: Recorder) -> None:
     r.update_usage(committed=[(fr[0], fr[0] + PAGE)])
     r.update_usage(advance=9 * MILLISECOND, committed=[(fr[0], fr[1])])
     r.update_usage(advance=MILLISECOND, committed=[(fr[0], fr[1])])
+
+
+@scenario(
+    "usage/rescan-boundaries",
+    "The skip rules at their edges: 10 ms less a nanosecond after a scan is skipped, 10 ms is "
+    "not; with swap booked, a second less a nanosecond is skipped, a second is not.",
+)
+def _rescan_boundaries(r: Recorder) -> None:
+    fr = r.allocate(3 * PAGE)
+    assert fr is not None
+    pages = [(fr[0] + n * PAGE, fr[0] + (n + 1) * PAGE) for n in range(3)]
+    for page in pages:
+        r.touch(page)
+    one, two, three = ((fr[0], fr[0] + n * PAGE) for n in (1, 2, 3))
+    r.update_usage(committed=[one])
+    r.update_usage(advance=10 * MILLISECOND - 1, committed=[two])
+    r.update_usage(advance=1, committed=[two])
+    r.update_usage(committed=[(0, PAGE), two])
+    # The file holds what is known plus the swap booked: only the second rule decides.
+    r.update_usage(advance=SECOND - 1, committed=[three])
+    r.update_usage(advance=1, committed=[three])
 
 
 @scenario(

@@ -13,6 +13,7 @@ from models.conformance.port import Mapping, MemoryFilePort, Response
 from spec.invariants import check_fresh_allocation, check_invariants
 from spec.memory_file import SpecMemoryFile
 from spec.rangemap import range_set
+from spec.state import SeedDefects
 from spec.vocabulary import FileRange, HostFaults, MemoryFileOpts
 
 Blocks = tuple[FileRange, ...]
@@ -22,9 +23,11 @@ Blocks = tuple[FileRange, ...]
 class SpecPort(MemoryFilePort[Blocks]):
     name = "pgalloc-spec"
 
-    def __init__(self, *, checked: bool = False) -> None:
+    def __init__(self, *, checked: bool = False, defects: SeedDefects = SeedDefects()) -> None:
         super().__init__()
         self.checked = checked
+        self.defects = defects
+        """The seed's defects restored in every file this port creates."""
 
     @property
     def spec(self) -> SpecMemoryFile:
@@ -33,7 +36,7 @@ class SpecPort(MemoryFilePort[Blocks]):
         return self.file
 
     def create_file(self, opts: MemoryFileOpts, faults: HostFaults) -> SpecMemoryFile:
-        return SpecMemoryFile(opts, faults=faults)
+        return SpecMemoryFile(opts, defects=self.defects, faults=faults)
 
     def set_faults(self, faults: HostFaults) -> None:
         self.spec.faults = faults

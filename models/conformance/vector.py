@@ -22,7 +22,8 @@ from models.conformance.protocol import DESCRIBES, FEATURES, FORMAT_VERSION, PRO
 from models.conformance.schema import validate_vector
 
 HUGE_FILE = 1 << 40
-"""Vectors whose file grows to this size or beyond are tagged growth-overflow."""
+"""Vectors whose file grows to this size or beyond (their state shows it) are tagged
+growth-overflow, and only those."""
 
 OP_FEATURES: dict[str, tuple[str, ...]] = {
     op: ("alloc", feature) if op == "allocate_and_fill" else (feature,)
@@ -31,10 +32,6 @@ OP_FEATURES: dict[str, tuple[str, ...]] = {
 }
 """The tags a step of each op gives its vector (``protocol.OP_FEATURES``, without the core;
 update_usage's depends on its fields, see :func:`derive_features`)."""
-
-GROWTH_OVERFLOW_LENGTH = 1 << 40
-"""Allocations this long or longer are tagged growth-overflow: they grow the file to at
-least HUGE_FILE, or fail with ENOMEM (lengths beyond 2^62 never fit)."""
 
 
 @cache
@@ -88,15 +85,29 @@ def _fault_features(faults: dict[str, str]) -> set[str]:
     return {"faults" if call == "punch_hole" else "kernel-faults" for call in faults}
 
 
+def _unmarks_inside(request: dict[str, Json], evictable: dict[str, list[tuple[int, int]]]) -> bool:
+    """Whether ``request`` unmarks an empty range strictly inside one of the user's ranges."""
+    start, end = (int(bound) for bound in request["range"])
+    user_ranges = evictable.get(str(request["user"]), [])
+    return start == end and any(s < start < e for s, e in user_ranges)
+
+
 def derive_features(steps: tuple[Step, ...]) -> tuple[str, ...]:
     """The feature tags of ``steps``, in the order of :data:`FEATURES`."""
     found: set[str] = set()
-    injected: set[str] = set()
-    """The errno names of the faults in effect (an injected ENOMEM is no growth-overflow)."""
+    evictable: dict[str, list[tuple[int, int]]] = {}
+    """Each user's evictable ranges, as the last state step showed them."""
     for step in steps:
         request, response = step.request, step.response
         op = request["op"]
         found.update(OP_FEATURES.get(op, ()))
+        if op == "mark_unevictable" and _unmarks_inside(request, evictable):
+            found.add("unmark-empty")
+        if op == "state" and response["ok"]:
+            evictable = {
+                entry["user"]: [(int(s), int(e)) for s, e in entry["ranges"]]
+                for entry in response["result"]["evictable"]
+            }
         if op == "create":
             options = request["options"]
             if options["manual_zeroing"]:
@@ -108,20 +119,14 @@ def derive_features(steps: tuple[Step, ...]) -> tuple[str, ...]:
         if op in ("create", "set_faults"):
             faults = request.get("faults", {})
             found.update(_fault_features(faults))
-            injected = set(faults.values())
-        if (
-            op in ("allocate", "allocate_and_fill")
-            and int(request["length"]) >= GROWTH_OVERFLOW_LENGTH
-        ):
-            found.add("growth-overflow")
         if op == "update_usage":
             found.add("usage" if "committed" in request else "host")
         if not response["ok"]:
             if response["error"] == "contract":
                 found.add("bad-input")
-            if response["error"] == "ENOMEM" and "ENOMEM" not in injected:
-                found.add("growth-overflow")
         elif op == "state" and int(response["result"]["file_size"]) >= HUGE_FILE:
+            # Only a file that really grows needs the feature: a length that can never
+            # fit (ENOMEM) leaves the file as it was, and is plain alloc.
             found.add("growth-overflow")
     return tuple(feature for feature in FEATURES if feature in found)
 

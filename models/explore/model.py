@@ -102,9 +102,7 @@ class Scenario:
         notes += ["memcg pressure"] * opts.use_host_memcg_pressure
         notes += ["manual zeroing"] * opts.manual_zeroing
         notes += ["the reclaimer's punch may fail"] * self.punch_failures
-        restored = [
-            name for name in ("stale_mincore", "adjacent_segment") if getattr(defects, name)
-        ]
+        restored = [name for name in SeedDefects.__dataclass_fields__ if getattr(defects, name)]
         notes += [f"seed defects {', '.join(restored)}"] if restored else []
         lines = [f"scenario {self.name} ({'; '.join(notes)}):"]
         lines += [f"  {client_name(i)}: {p}" for i, p in enumerate(self.programs)]

@@ -7,7 +7,9 @@ Read in this order:
 * :mod:`models.proofs.seed` — the seed's ``findAvailableRange``, step by step,
   with the seed's widths (and the weakened variants that show the proofs'
   teeth);
-* :mod:`models.proofs.declarative` — ``spec.ranges`` in exact arithmetic;
+* :mod:`models.proofs.symbolic` — running ``spec.ranges``' own code on z3 words;
+* :mod:`models.proofs.declarative` — ``spec.ranges`` in exact arithmetic, so run;
+* :mod:`models.proofs.spec_lemmas` — that run is exact, and the alignment rule is the seed's;
 * :mod:`models.proofs.obligation`, :mod:`models.proofs.cases` — what a lemma
   is, how it is discharged, and how a counterexample becomes a concrete input;
 * :mod:`models.proofs.gap_lemmas`, :mod:`models.proofs.growth_lemmas` — the

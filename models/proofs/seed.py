@@ -24,7 +24,7 @@ from enum import Enum
 
 from models.proofs.smt import FALSE, Bool, Word, const, ite
 from models.seed_loop import segment_set_gaps
-from spec.vocabulary import CHUNK_SIZE, UINT64_MAX, FileRange
+from spec.vocabulary import CHUNK_SIZE, HUGE_PAGE_SIZE, PAGE_SIZE, UINT64_MAX, FileRange
 
 MAX_KEY = UINT64_MAX
 """Where a segment set's last gap ends."""
@@ -83,6 +83,11 @@ def gap_step(
         start = unaligned_start & ~alignment_mask
     fits = start.ugt(gap_start) if weakening is Weakening.STRICT_FIT else start.uge(gap_start)
     return GapStep(breaks, ~breaks & fits, start, start + length)
+
+
+def allocate_alignment(length: Word) -> Word:
+    """``Allocate``'s alignment: ``PageSize``, or ``HugePageSize`` if ``length >= HugePageSize``."""
+    return ite(length.uge(HUGE_PAGE_SIZE), const(HUGE_PAGE_SIZE), const(PAGE_SIZE))
 
 
 def large_enough(gap_start: Word, gap_end: Word, length: Word) -> Bool:

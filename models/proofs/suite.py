@@ -6,11 +6,13 @@ import functools
 import time
 
 from models.check import Check, CheckResult, Progress
-from models.proofs import bounded, gap_lemmas, growth_lemmas
+from models.proofs import bounded, gap_lemmas, growth_lemmas, spec_lemmas
 from models.proofs.obligation import Lemma, LemmaResult, Verdict, discharge
 from models.proofs.seed import Weakening
 
 LEMMAS: list[Lemma] = [
+    Lemma("spec-arithmetic-exact", spec_lemmas.spec_arithmetic_exact),
+    Lemma("alignment-rule-agrees", spec_lemmas.alignment_rule_agrees),
     Lemma("gap-step-agrees", gap_lemmas.gap_step_agrees),
     Lemma("gap-step-highest-fit", gap_lemmas.gap_step_highest_fit),
     Lemma("gap-loop-invariant", gap_lemmas.gap_loop_invariant),
@@ -24,7 +26,8 @@ LEMMAS: list[Lemma] = [
         for n in range(bounded.MAX_RANGES + 1)
     ),
 ]
-"""The step lemmas, then the bounded whole-function checks."""
+"""The spec's own code (exact arithmetic, the alignment rule), the step lemmas, then the
+bounded whole-function checks."""
 
 
 def prove_all(

@@ -94,7 +94,7 @@ def test_the_heavy_check_is_noticed() -> None:
     [
         (["--frobnicate"], "unrecognized arguments: --frobnicate"),
         ([], "choose a command"),
-        (["vectors"], "choose generate, replay or coverage"),
+        (["vectors"], "choose generate, replay, coverage or mutation"),
         (["conform", "--driver", "x", "--timeout", "0"], "--timeout: must be positive, not 0"),
         (["check", "--budget", "-1"], "--budget: must be positive, not -1"),
         (["vectors", "replay", "--driver", "x", "--max-failures", "0"], "must be at least 1"),

@@ -7,12 +7,14 @@ from collections.abc import Hashable
 from dataclasses import dataclass, field, replace
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from spec import eviction, reclaimer
 from spec.errors import InvalidArgument, InvariantViolation
 from spec.invariants import check_invariants
 from spec.memory_file import SpecMemoryFile
-from spec.state import ReclaimerStep, UsageInfo
+from spec.state import SEED, ReclaimerStep, SeedDefects, UsageInfo
 from spec.vocabulary import (
     CHUNK_SIZE,
     PAGE_SIZE,
@@ -241,6 +243,54 @@ def test_mark_unevictable_splits_and_removes_entries() -> None:
     f.mark_unevictable("u", E(0, 30))
     assert f.observation().evictable == ()
     f.mark_unevictable("nobody", E(0, 1))  # unknown users are ignored
+
+
+def _seed_mark_unevictable(segments: list[list[int]], er: EvictableRange) -> list[list[int]]:
+    """The seed's MarkUnevictable loop over a maximal segment list, ``Isolate`` and all."""
+    segs = [list(seg) for seg in segments]
+    i = next((n for n, (_, end) in enumerate(segs) if end > er.start), len(segs))
+    while i < len(segs) and segs[i][0] < er.end:  # seg.Ok() && seg.Start() < er.End
+        start, end = segs[i]
+        if start < er.start < end:  # Isolate: CanSplitAt(er.Start)
+            segs[i : i + 1] = [[start, er.start], [er.start, end]]
+            i += 1
+        start, end = segs[i]
+        if start < er.end < end:  # Isolate: CanSplitAt(er.End)
+            segs[i : i + 1] = [[start, er.end], [er.end, end]]
+        del segs[i]  # Remove(seg).NextSegment()
+    return segs
+
+
+@given(
+    st.lists(st.integers(0, 12), min_size=0, max_size=8, unique=True).map(sorted),
+    st.integers(0, 12),
+    st.integers(0, 4),
+)
+def test_mark_unevictable_is_the_seeds_loop_but_for_empty_ranges(
+    bounds: list[int], start: int, length: int
+) -> None:
+    pairs = [bounds[n : n + 2] for n in range(0, len(bounds) - 1, 2)]
+    er = E(start, start + length)
+    seed = _seed_mark_unevictable(pairs, er)
+    for defects in (SeedDefects(), SEED):
+        f = SpecMemoryFile(MemoryFileOpts(DelayedEviction.MANUAL), defects=defects)
+        for lo, hi in pairs:
+            f.mark_evictable("u", E(lo, hi))
+        f.mark_unevictable("u", er)
+        ranges = f.observation().evictable
+        got = [[r.start, r.end] for r in ranges[0][1]] if ranges else []
+        if defects == SEED or length:
+            assert got == seed, (pairs, er, defects)
+        else:  # D4: an empty range removes nothing
+            assert got == pairs
+
+
+def test_empty_unmark_inside_a_range_drops_its_tail_only_in_the_seed() -> None:
+    for defects, kept in ((SeedDefects(), E(0, 32)), (SEED, E(0, 16))):
+        f = SpecMemoryFile(defects=defects)
+        f.mark_evictable("b", E(0, 32))
+        f.mark_unevictable("b", E(16, 16))
+        assert f.observation().evictable == (("b", (kept,), False),)
 
 
 def test_an_evicting_user_keeps_its_entry_until_its_goroutine_ends() -> None:
