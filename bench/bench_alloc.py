@@ -33,8 +33,8 @@ from collections.abc import Callable
 
 from bench.harness import Figure, at_most
 from impl import MemoryAccounting, MemoryFile
+from impl.books import Usage
 from impl.segments import SegmentSet
-from impl.usage import Usage
 from spec.vocabulary import PAGE_SIZE, FileRange, MemoryKind
 
 GO_NS_PER_ALLOCATION = 160

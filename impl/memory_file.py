@@ -37,14 +37,14 @@ from typing import ClassVar
 
 from impl import eviction, reclaimer, usage
 from impl.accounting import MEMORY_ACCOUNTING, MemoryAccounting
+from impl.books import FRESH, SYSTEM, Usage, add_ref, drop_ref
 from impl.chunks import Slices, fill
 from impl.eviction import Evictor
-from impl.kernel import DEFAULT_KERNEL, Kernel, ResidencyVector, committed_runs
+from impl.kernel import DEFAULT_KERNEL, Kernel, ResidencyVector
 from impl.pressure import PressureSource, PressureWatcher, current_memcg_pressure
 from impl.reclaimer import Reclaimer
 from impl.runtime import Runtime, Tracer
 from impl.state import FileState
-from impl.usage import FRESH, SYSTEM, Usage, add_ref, drop_ref
 from spec.arguments import (
     check_access,
     check_evictable_range,
@@ -66,7 +66,6 @@ from spec.errors import (
 )
 from spec.vocabulary import (
     CHUNK_MASK,
-    CHUNK_SHIFT,
     CHUNK_SIZE,
     HUGE_PAGE_SIZE,
     PAGE_SHIFT,
@@ -392,12 +391,10 @@ class MemoryFile:
     def update_usage(self) -> None:
         """UpdateUsage: learn from ``mincore`` which referenced pages are committed.
 
-        Skips as the seed does (:func:`impl.usage.should_skip`). Otherwise, for
-        each committable segment, chunk slice by slice, drops the lock around
-        ``mincore`` and marks the committed pages, accounting them to their
-        kind; an answer taken while pages were decommitted is asked again.
-        Then books what the file holds by then beyond that as swap (System).
-        The vector is decoded with bytes operations, not a per-page loop.
+        Skips as the seed does (:func:`impl.usage.should_skip`); otherwise
+        scans (:func:`impl.usage.scan_locked`, which drops the lock around
+        ``mincore``), then books what the file holds by then beyond what it
+        knows committed as swap (System), even if the scan failed.
         """
         state = self._state
         with state.mu:
@@ -405,9 +402,11 @@ class MemoryFile:
             now = self.clock()
             if type(now) is not int:
                 raise InvalidArgument(f"the clock must return int nanoseconds, not {now!r}")
-            if state.books.should_skip(now, state.kernel.committed_bytes(state.fd)):
+            books = state.books
+            current = state.kernel.committed_bytes(state.fd)
+            if usage.should_skip(now, current, books.expected, books.swapped, books.last):
                 return
-            state.books.last = now
+            books.last = now
             vector = state.spare_vector or ResidencyVector(_CHUNK_PAGES)
             state.spare_vector = None
             try:
@@ -417,36 +416,8 @@ class MemoryFile:
                 self._finish_scan_locked()
 
     def _scan_locked(self, vector: ResidencyVector) -> None:
-        state = self._state
-        position = 0
-        while not state.destroyed and (segment := usage.next_committable(state.usage, position)):
-            start, end = segment
-            while start < end and not state.destroyed:
-                stop = min(end, (start & ~CHUNK_MASK) + CHUNK_SIZE)
-                self._query_and_mark_locked(start, stop, vector)
-                start = stop
-            position = end
-
-    def _query_and_mark_locked(self, start: int, end: int, vector: ResidencyVector) -> None:
-        """mincore the slice ``[start, end)`` without the lock, then mark what it found."""
-        state = self._state
-        address = state.chunks.chunk(start >> CHUNK_SHIFT).address + (start & CHUNK_MASK)
-        while True:
-            generation = state.decommit_generation
-            state.unlocked_users += 1
-            state.mu.release()
-            try:
-                state.kernel.mincore(address, end - start, vector)
-            finally:
-                state.mu.acquire()
-                state.unlocked_done_locked()
-            if generation == state.decommit_generation:
-                break
-            # Pages were decommitted (maybe reallocated) meanwhile: the answer may be stale.
-        for first, stop in committed_runs(vector.bytes, (end - start) >> PAGE_SHIFT):
-            state.books.learn(
-                state.usage, start + (first << PAGE_SHIFT), start + (stop << PAGE_SHIFT)
-            )
+        """The scan (a step of its own: tests plant one that fails)."""
+        usage.scan_locked(self._state, vector)
 
     def _finish_scan_locked(self) -> None:
         """Book what the file holds beyond ``usage_expected`` as swap, or drop the booking.

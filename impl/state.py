@@ -24,13 +24,13 @@ from __future__ import annotations
 import threading
 
 from impl.accounting import MemoryAccounting
+from impl.books import Books, Usage
 from impl.chunks import Chunks
 from impl.evictables import Evictables
 from impl.gaps import GapSet
 from impl.kernel import Kernel, ResidencyVector
 from impl.runtime import Runtime
 from impl.segments import SegmentSet
-from impl.usage import Books, Usage
 
 
 class FileState:

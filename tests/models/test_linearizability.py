@@ -16,8 +16,8 @@ import pytest
 from hypothesis import settings
 
 from impl import MemoryFile
+from impl.books import Usage
 from impl.reclaimer import WAIT, Reclaimer
-from impl.usage import Usage
 from models.linearizability.history import Operation, Raised
 from models.linearizability.model import apply
 from models.linearizability.search import linearize
