@@ -66,6 +66,22 @@ class Evictor:
             s.evictors_running += 1
             thread.start()
 
+    def wait_until_done(self) -> None:
+        """Until no eviction thread is running."""
+        s = self.state
+        with s.mu:
+            while s.evictors_running:
+                s.wait_idle_locked()
+
+    def join_threads(self) -> None:
+        """Join every eviction thread started but the caller (destroy, once destroyed is set)."""
+        with self.state.mu:
+            threads = list(self.state.evictors)
+        me = threading.current_thread()
+        for thread in threads:
+            if thread is not me:
+                thread.join()
+
     # --- EvictorSteps: each takes the lock itself, or runs without it ---------------------
 
     def evict_take(self, user: Hashable) -> EvictableRange | None:

@@ -1,4 +1,4 @@
-"""``MemoryFile``: gVisor's page allocator over a real memfd: its state, its locks, its methods.
+"""``MemoryFile``: gVisor's page allocator over a real memfd; every method of the seed.
 
 Memory handed out is real shared memory of one backing file (a memfd unless
 the caller passes an fd), grown with ``ftruncate`` exactly where the seed
@@ -15,7 +15,7 @@ The state, its lock and its invariants are :class:`impl.state.FileState`;
 the reclaimer's work is :class:`impl.reclaimer.Reclaimer` and the evictors'
 :class:`impl.eviction.Evictor`, both over that state (their classes are
 ``_reclaimer_class`` and ``_evictor_class``: a narrow seam for broken builds
-in tests). This module holds the client methods.
+in tests). This module holds the client's methods and the file's lifecycle.
 
 Hot paths: ``allocate``, ``dec_ref`` and the reclaimer's steps (what an
 allocate/free/reclaim round trip runs) cost a few microseconds of interpreter
@@ -527,13 +527,10 @@ class MemoryFile:
 
     def wait_for_evictions(self) -> None:
         """WaitForEvictions: until no eviction is running (without threads: run them)."""
-        state = self._state
-        if not state.background:
+        if not self._state.background:
             self.run_evictions()
             return
-        with state.mu:
-            while state.evictors_running:
-                state.wait_idle_locked()
+        self._evictor.wait_until_done()
 
     def run_evictions(self) -> list[tuple[Hashable, EvictableRange]]:
         """Run every pending eviction to its end on this thread, user by user in order.
@@ -551,13 +548,8 @@ class MemoryFile:
 
         With a background reclaimer thread: wait until it is idle, return [].
         """
-        state = self._state
-        if state.background:
-            with state.mu:
-                while state.reclaimer_runnable and state.chunks.open and not state.reclaimer_failed:
-                    state.wait_idle_locked()
-                if state.reclaimer_failed:
-                    raise RuntimeError("the reclaimer thread failed; see the log")
+        if self._state.background:
+            self._reclaimer.wait_until_idle()
             return []
         return reclaimer.reclaim_until_idle(self._reclaimer)
 
@@ -578,11 +570,7 @@ class MemoryFile:
         if self._reclaimer_thread is not None:
             if self._reclaimer_thread is not me:
                 self._reclaimer_thread.join()
-            with state.mu:
-                evictors = list(state.evictors)
-            for thread in evictors:
-                if thread is not me:
-                    thread.join()
+            self._evictor.join_threads()
         else:
             eviction.evict_all(self._evictor)
         with state.mu:
@@ -616,16 +604,5 @@ class MemoryFile:
 
     def observation(self, label: Callable[[Hashable], str] = str) -> Observation:
         """The observation (the snapshot spec and ports compare), taken under the lock."""
-        state = self._state
-        with state.mu:
-            return Observation(
-                file_size=state.file_size,
-                usage=tuple(
-                    (FileRange(s, e), u.kind, u.refs, u.known_committed) for s, e, u in state.usage
-                ),
-                reclaim=tuple(FileRange(s, e) for s, e in state.reclaim),
-                accounting=state.books.accounting_observation(),
-                usage_expected=state.books.expected,
-                usage_swapped=state.books.swapped,
-                evictable=state.evictable.observation(label),
-            )
+        with self._state.mu:
+            return self._state.observation_locked(label)

@@ -137,6 +137,15 @@ class Reclaimer:
         s.chunks.close()  # so that no chunk is mapped any more
         s.notify_idle_locked()
 
+    def wait_until_idle(self) -> None:
+        """Until the reclaimer thread waits for work, or has exited; RuntimeError if it failed."""
+        s = self.state
+        with s.mu:
+            while s.reclaimer_runnable and s.chunks.open and not s.reclaimer_failed:
+                s.wait_idle_locked()
+            if s.reclaimer_failed:
+                raise RuntimeError("the reclaimer thread failed; see the log")
+
     # --- ReclaimerSteps: each takes the lock itself ---------------------------------------
 
     def reclaim_find(self, manual: bool) -> Taken:

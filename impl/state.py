@@ -22,6 +22,7 @@ to drain before unmapping, so no address is used after ``munmap``.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Hashable
 
 from impl.accounting import MemoryAccounting
 from impl.books import Books, Usage
@@ -31,6 +32,7 @@ from impl.gaps import GapSet
 from impl.kernel import Kernel, ResidencyVector
 from impl.runtime import Runtime
 from impl.segments import SegmentSet
+from spec.vocabulary import FileRange, Observation
 
 
 class FileState:
@@ -123,6 +125,20 @@ class FileState:
         """The eviction threads alive; destroy joins them."""
         self.evictors_running = 0
         """Eviction threads not yet done (wait_for_evictions waits for 0)."""
+
+    def observation_locked(self, label: Callable[[Hashable], str]) -> Observation:
+        """The observation spec and ports compare (``observe`` in ``spec.state``)."""
+        return Observation(
+            file_size=self.file_size,
+            usage=tuple(
+                (FileRange(s, e), u.kind, u.refs, u.known_committed) for s, e, u in self.usage
+            ),
+            reclaim=tuple(FileRange(s, e) for s, e in self.reclaim),
+            accounting=self.books.accounting_observation(),
+            usage_expected=self.books.expected,
+            usage_swapped=self.books.swapped,
+            evictable=self.evictable.observation(label),
+        )
 
     def signal_reclaimer_locked(self) -> None:
         """``reclaimCond.Signal()``: wakes a waiting reclaimer; lost if it is running."""
