@@ -1,4 +1,4 @@
-"""The reclaimer loop, over a small named step interface.
+"""The reclaimer: its work on a file's state, as named steps, and the loop that drives them.
 
 The seed runs a reclaimer goroutine (``runReclaim``). Here its body is a
 sequence of steps a file offers as :class:`ReclaimerSteps`:
