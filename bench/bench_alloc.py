@@ -33,8 +33,8 @@ from collections.abc import Callable
 
 from bench.harness import Figure, at_most
 from impl import MemoryAccounting, MemoryFile
+from impl.books import Usage
 from impl.segments import SegmentSet
-from impl.usage import Usage
 from spec.vocabulary import PAGE_SIZE, FileRange, MemoryKind
 
 GO_NS_PER_ALLOCATION = 160
@@ -58,11 +58,14 @@ def fragmented_set(n: int) -> SegmentSet[Usage]:
 def file_with(usage: SegmentSet[Usage], size: int) -> MemoryFile:
     """A manual-mode MemoryFile whose usage set is ``usage`` and whose file is ``size`` long."""
     mf = MemoryFile(background=False, accounting=MemoryAccounting())
-    if not (hasattr(mf, "_usage") and hasattr(mf, "_file_size")):
-        raise RuntimeError("impl.MemoryFile no longer keeps _usage/_file_size: update this bench")
+    state = getattr(mf, "_state", None)
+    if not (hasattr(state, "usage") and hasattr(state, "file_size")):
+        raise RuntimeError(
+            "impl.MemoryFile no longer keeps _state.usage/file_size: update this bench"
+        )
     os.ftruncate(mf.fd(), size)
-    mf._usage = usage
-    mf._file_size = size
+    mf._state.usage = usage
+    mf._state.file_size = size
     return mf
 
 

@@ -3,9 +3,10 @@
 Read in this order: :mod:`impl.kernel` (the one seam to the OS),
 :mod:`impl.runtime` (the one seam to threads), :mod:`impl.leaves`,
 :mod:`impl.gaps`, :mod:`impl.segments` (the range structures),
-:mod:`impl.chunks`, :mod:`impl.accounting`, :mod:`impl.usage`,
-:mod:`impl.eviction`, :mod:`impl.reclaimer` (the spec's seams),
-:mod:`impl.memory_file` (the allocator, its state and its lock),
+:mod:`impl.chunks`, :mod:`impl.accounting`, :mod:`impl.books`,
+:mod:`impl.evictables`, :mod:`impl.state` (the file's state and its lock),
+:mod:`impl.usage`, :mod:`impl.eviction`, :mod:`impl.reclaimer` (the
+spec's seams), :mod:`impl.memory_file` (the allocator's client methods),
 :mod:`impl.pressure` (memory-cgroup notifications).
 
 ``impl`` imports only the specification's vocabulary (``spec.vocabulary``,

@@ -1,25 +1,24 @@
-"""Evictable ranges and the eviction loops, over a small named step interface.
+"""The eviction goroutines: starting them, and their loops over a small named step interface.
 
-:class:`Evictables` is the seed's ``evictable`` map: for each user, in the
-order users were first marked, its evictable ranges and whether an eviction
-goroutine runs for it. It is plain data under the file's lock; the file
-decides when to start an eviction.
-
-The seed runs one eviction goroutine per user. :func:`run_evictor` is that
-thread's loop and :func:`evict_all` runs every pending eviction on the
-caller's thread (what ``SpecMemoryFile.run_evictions`` does); both drive an
-:class:`EvictorSteps`, never the file's members.
+The seed runs one eviction goroutine per user. :class:`Evictor` is that work
+on a file's :class:`impl.state.FileState` (the evictable sets themselves are
+:mod:`impl.evictables`): it starts eviction threads and offers the
+:class:`EvictorSteps`. :func:`run_evictor` is an eviction thread's loop and
+:func:`evict_all` runs every pending eviction on the caller's thread (what
+``SpecMemoryFile.run_evictions`` does); both drive the steps, never the
+file's members.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Hashable, Iterator
+import threading
+from collections.abc import Hashable
 from typing import Protocol
 
-from impl.gaps import GapSet
+from impl.evictables import Evictable
 from impl.runtime import Runtime
-from spec.errors import InvariantViolation
+from impl.state import FileState
 from spec.vocabulary import EvictableMemoryUser, EvictableRange
 
 log = logging.getLogger(__name__)
@@ -41,105 +40,72 @@ class EvictorSteps(Protocol):
         """Under the lock: this eviction thread has ended."""
 
 
-class Evictable:
-    """The seed's ``evictableMemoryUserInfo``."""
+class Evictor:
+    """The eviction work on ``state``: starting evictions, and the :class:`EvictorSteps`."""
 
-    __slots__ = ("evicting", "ranges")
+    __slots__ = ("state",)
 
-    def __init__(self) -> None:
-        self.ranges = GapSet()
-        self.evicting = False
-        """An eviction thread (or, without threads, a pending eviction run) exists for the user."""
+    def __init__(self, state: FileState) -> None:
+        self.state = state
 
+    def start_evictions_locked(self) -> bool:
+        """StartEvictions under the lock: one eviction per idle user; whether any started."""
+        idle = self.state.evictable.idle()
+        for user, info in idle:
+            self.start_evictor_locked(user, info)
+        return bool(idle)
 
-class Evictables:
-    """Users and their evictable ranges, in the order users were first marked."""
+    def start_evictor_locked(self, user: Hashable, info: Evictable) -> None:
+        """Start evicting ``user``: a thread, or (without threads) a pending eviction run."""
+        s = self.state
+        info.evicting = True
+        s.runtime.event("evictor_start", (user,))  # an effect no result of the call shows
+        if s.background:
+            thread = s.runtime.thread("pgalloc-evict", run_evictor, self, s.runtime, user)
+            s.evictors.add(thread)
+            s.evictors_running += 1
+            thread.start()
 
-    __slots__ = ("_users",)
+    def wait_until_done(self) -> None:
+        """Until no eviction thread is running."""
+        s = self.state
+        with s.mu:
+            while s.evictors_running:
+                s.wait_idle_locked()
 
-    def __init__(self) -> None:
-        self._users: dict[Hashable, Evictable] = {}
-        """Dicts keep insertion order: the order users were first marked."""
+    def join_threads(self) -> None:
+        """Join every eviction thread started but the caller (destroy, once destroyed is set)."""
+        with self.state.mu:
+            threads = list(self.state.evictors)
+        me = threading.current_thread()
+        for thread in threads:
+            if thread is not me:
+                thread.join()
 
-    def __bool__(self) -> bool:
-        return bool(self._users)
+    # --- EvictorSteps: each takes the lock itself, or runs without it ---------------------
 
-    def __getitem__(self, user: Hashable) -> Evictable:
-        return self._users[user]
+    def evict_take(self, user: Hashable) -> EvictableRange | None:
+        s = self.state
+        with s.mu:
+            return s.evictable.take(user, s.destroyed)
 
-    def items(self) -> Iterator[tuple[Hashable, Evictable]]:
-        return iter(self._users.items())
+    def evict_next(self) -> tuple[Hashable, EvictableRange | None] | None:
+        s = self.state
+        with s.mu:
+            user = s.evictable.first_evicting()
+            return None if user is None else (user, s.evictable.take(user, s.destroyed))
 
-    def mark(self, user: Hashable, start: int, end: int) -> Evictable:
-        """MarkEvictable's bookkeeping: ``[start, end)`` joins ``user``'s ranges; its entry."""
-        info = self._users.get(user)
-        if info is None:
-            info = self._users[user] = Evictable()
-        if start < end:
-            info.ranges.add(start, end)
-        return info
+    def evict_deliver(self, user: Hashable, er: EvictableRange) -> None:
+        """Call ``user.evict(er)``, without the lock (users that are mere labels get nothing)."""
+        if isinstance(user, EvictableMemoryUser):
+            user.evict(er)
 
-    def unmark(self, user: Hashable, start: int, end: int) -> None:
-        """MarkUnevictable's: ``[start, end)`` leaves; an idle user with nothing left goes."""
-        info = self._users.get(user)
-        if info is None:
-            return
-        if start < end:
-            info.ranges.remove(start, end)
-        if not info.evicting and not info.ranges:
-            del self._users[user]
-
-    def unmark_all(self, user: Hashable) -> None:
-        """MarkAllUnevictable's: every range leaves; an idle user goes."""
-        info = self._users.get(user)
-        if info is None:
-            return
-        info.ranges.clear()
-        if not info.evicting:
-            del self._users[user]
-
-    def idle(self) -> list[tuple[Hashable, Evictable]]:
-        """The users no eviction runs for, in order (StartEvictions starts one for each)."""
-        return [(user, info) for user, info in self._users.items() if not info.evicting]
-
-    def first_evicting(self) -> Hashable | None:
-        return next((user for user, info in self._users.items() if info.evicting), None)
-
-    def take(self, user: Hashable, destroyed: bool) -> EvictableRange | None:
-        """The eviction thread's locked step: take the user's last range, or finish.
-
-        It finishes (deleting the entry unless ranges remain) when none is
-        left or the file is ``destroyed``.
-        """
-        info = self._users.get(user)
-        if info is None or not info.evicting:
-            raise InvariantViolation(f"no eviction runs for {user!r}")
-        if destroyed or not info.ranges:
-            if info.ranges:
-                info.evicting = False
-            else:
-                del self._users[user]
-            return None
-        last = info.ranges.pop_last()
-        assert last is not None
-        return EvictableRange(*last)
-
-    def observation(
-        self, label: Callable[[Hashable], str]
-    ) -> tuple[tuple[str, tuple[EvictableRange, ...], bool], ...]:
-        """(label, ranges, evicting) of every user, sorted by label."""
-        return tuple(
-            sorted(
-                (label(user), tuple(EvictableRange(s, e) for s, e in info.ranges), info.evicting)
-                for user, info in self._users.items()
-            )
-        )
-
-
-def deliver(user: Hashable, er: EvictableRange) -> None:
-    """Call ``user.evict(er)``, without the lock (users that are mere labels get nothing)."""
-    if isinstance(user, EvictableMemoryUser):
-        user.evict(er)
+    def evictor_done(self) -> None:
+        s = self.state
+        with s.mu:
+            s.evictors.discard(threading.current_thread())
+            s.evictors_running -= 1
+            s.notify_idle_locked()
 
 
 def run_evictor(steps: EvictorSteps, runtime: Runtime, user: Hashable) -> None:

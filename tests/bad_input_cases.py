@@ -554,7 +554,7 @@ def impl_snapshot(f: MemoryFile, destroyed: bool) -> dict[str, object]:
         "total usage": f.total_usage(),
         "committed ranges": f.committed_ranges(),
         "file contents": file_contents(f.fd(), size),
-        "mapped chunks": f._chunks.mapped(),
+        "mapped chunks": f._state.chunks.mapped(),
     }
 
 

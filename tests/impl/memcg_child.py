@@ -50,6 +50,7 @@ if __name__ == "__main__":
 
 from impl import MemcgPressureLevel, MemcgUsageThreshold, MemoryFile, PressureSource  # noqa: E402
 from impl.pressure import current_memcg_v1_dir, memcg_limit  # noqa: E402
+from impl.reclaimer import Reclaimer  # noqa: E402
 from spec.vocabulary import (  # noqa: E402
     WRITE,
     DelayedEviction,
@@ -120,11 +121,15 @@ class IgnoringFile(RecordingFile):
         return False
 
 
+class NoPunch(Reclaimer):
+    def decommit(self, start: int, end: int) -> None:
+        pass
+
+
 class NoPunchFile(RecordingFile):
     """Broken: the reclaimer takes freed pages without punching them (they stay committed)."""
 
-    def _decommit_reclaimed(self, start: int, end: int) -> None:
-        pass
+    _reclaimer_class = NoPunch
 
 
 FILES = {

@@ -167,9 +167,10 @@ class IncRefBeforeChecking(MemoryFile):
     """Broken as the seed: inc_ref increments the first segment, then validates."""
 
     def inc_ref(self, fr: FileRange) -> None:
-        with self._mu:
-            for start, end, _ in self._usage.segments(fr.start, fr.end)[:1]:
-                self._usage.update(start, end, lambda u: u._replace(refs=u.refs + 1))
+        state = self._state
+        with state.mu:
+            for start, end, _ in state.usage.segments(fr.start, fr.end)[:1]:
+                state.usage.update(start, end, lambda u: u._replace(refs=u.refs + 1))
         super().inc_ref(fr)
 
 
@@ -177,7 +178,7 @@ class DecommitBeforeChecking(MemoryFile):
     """Broken as the seed: decommit punches the hole, then validates."""
 
     def decommit(self, fr: FileRange) -> None:
-        self._kernel.punch_hole(self._fd, fr.start, fr.end - fr.start)
+        self._state.kernel.punch_hole(self._state.fd, fr.start, fr.end - fr.start)
         super().decommit(fr)
 
 

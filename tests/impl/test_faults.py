@@ -32,7 +32,9 @@ from typing import ClassVar
 import pytest
 
 from impl import Kernel, MemoryAccounting, MemoryFile
+from impl.eviction import Evictor
 from impl.kernel import ResidencyVector
+from impl.reclaimer import Reclaimer
 from models.mismatch import Mismatch, expect
 from models.stateful import DifferentialMachine
 from spec import host as hostmodel
@@ -566,11 +568,11 @@ class ForgetsGrowth(MemoryFile):
     """allocate that undoes the file's growth when manual zeroing fails (the seed keeps it)."""
 
     def allocate(self, length: int, kind: MemoryKind) -> FileRange:
-        size = self._file_size
+        size = self._state.file_size
         try:
             return super().allocate(length, kind)
         except OSError:
-            self._file_size = size
+            self._state.file_size = size
             raise
 
 
@@ -616,49 +618,65 @@ class MarksDespiteFailure(MemoryFile):
         try:
             super().decommit(fr)
         except OSError:
-            with self._mu:
+            with self._state.mu:
                 self._mark_decommitted_locked(fr.start, fr.end)
             raise
+
+
+class PunchOnlyReclaimer(Reclaimer):
+    def decommit(self, start: int, end: int) -> None:
+        with contextlib.suppress(OSError):
+            self.state.kernel.punch_hole(self.state.fd, start, end - start)
 
 
 class SkipsZeroing(MemoryFile):
     """A reclaimer that does not zero by hand when the punch fails."""
 
-    def _decommit_reclaimed(self, start: int, end: int) -> None:
+    _reclaimer_class = PunchOnlyReclaimer
+
+
+class SwallowingReclaimer(Reclaimer):
+    def decommit(self, start: int, end: int) -> None:
         with contextlib.suppress(OSError):
-            self._kernel.punch_hole(self._fd, start, end - start)
+            super().decommit(start, end)
 
 
 class SwallowsZeroFailure(MemoryFile):
     """A reclaimer that reclaims a range it could neither punch nor zero."""
 
-    def _decommit_reclaimed(self, start: int, end: int) -> None:
-        with contextlib.suppress(OSError):
-            super()._decommit_reclaimed(start, end)
+    _reclaimer_class = SwallowingReclaimer
+
+
+class KeepingReclaimer(Reclaimer):
+    """Its exit keeps the file once the reclaimer has failed; see :class:`KeepsTheFile`."""
+
+    kept: ClassVar[list[KeepingReclaimer]] = []
+    keeping = False
+
+    def exit_locked(self) -> None:
+        if self.state.reclaimer_failed and not self.keeping:
+            self.keeping = True
+            KeepingReclaimer.kept.append(self)
+            return
+        super().exit_locked()
 
 
 class KeepsTheFile(MemoryFile):
     """destroy that leaves the memfd open and its chunks mapped once the reclaimer has failed.
 
-    The fixture ``close_kept_files`` closes them for good after the test (a second destroy).
+    The fixture ``close_kept_files`` closes them for good after the test (a second exit).
     """
 
-    kept: ClassVar[list[KeepsTheFile]] = []
-    _keeping = False
-
-    def _exit_locked(self) -> None:
-        if self._reclaimer_failed and not self._keeping:
-            self._keeping = True
-            KeepsTheFile.kept.append(self)
-            return
-        super()._exit_locked()
+    _reclaimer_class = KeepingReclaimer
 
 
 @pytest.fixture(autouse=True)
 def close_kept_files() -> Iterator[None]:
     yield
-    while KeepsTheFile.kept:
-        KeepsTheFile.kept.pop().destroy()
+    while KeepingReclaimer.kept:
+        kept = KeepingReclaimer.kept.pop()
+        with kept.state.mu:
+            kept.exit_locked()
 
 
 class NoBookingOnFailure(MemoryFile):
@@ -684,24 +702,32 @@ class SwallowsReaderError(MemoryFile):
         return FillResult(super().allocate_and_fill(length, kind, reader).file_range, None)
 
 
+class SwallowingEvictor(Evictor):
+    def evict_deliver(self, user: Hashable, er: EvictableRange) -> None:
+        with contextlib.suppress(RuntimeError):
+            super().evict_deliver(user, er)
+
+
 class SwallowsEvictError(MemoryFile):
     """Eviction that hides what Evict raised."""
 
-    def _deliver(self, user: Hashable, er: EvictableRange) -> None:
-        with contextlib.suppress(RuntimeError):
-            super()._deliver(user, er)
+    _evictor_class = SwallowingEvictor
+
+
+class GivingUpEvictor(Evictor):
+    def evict_deliver(self, user: Hashable, er: EvictableRange) -> None:
+        try:
+            super().evict_deliver(user, er)
+        except RuntimeError:
+            with self.state.mu:
+                self.state.evictable[user].ranges.clear()
+            raise
 
 
 class GivesUp(MemoryFile):
     """An evictor that drops the user's other ranges once an Evict fails."""
 
-    def _deliver(self, user: Hashable, er: EvictableRange) -> None:
-        try:
-            super()._deliver(user, er)
-        except RuntimeError:
-            with self._mu:
-                self._evictable[user].ranges.clear()
-            raise
+    _evictor_class = GivingUpEvictor
 
 
 FILE_END = CHUNK_SIZE

@@ -38,6 +38,7 @@ from hypothesis import strategies as st
 
 from impl import Kernel, MemoryAccounting, MemoryFile
 from impl.chunks import Slices
+from impl.eviction import Evictor
 from impl.kernel import ChunkMapping
 from spec.errors import UseAfterDestroy
 from spec.vocabulary import (
@@ -259,7 +260,9 @@ def check_destroyed(
     if f._watcher is not None:
         file_threads.append(f._watcher._thread)
     assert not any(t.is_alive() for t in file_threads), "the reclaimer or watcher outlived destroy"
-    assert not f._evictors and f._evictors_running == 0, "eviction threads outlived destroy"
+    assert not f._state.evictors and f._state.evictors_running == 0, (
+        "eviction threads outlived destroy"
+    )
     left = {t.name for t in pgalloc_threads() - before}
     assert not left, f"threads outlived destroy: {sorted(left)}"
     assert fd not in fds_of(file), "the memfd is still open"
@@ -409,8 +412,8 @@ class NoJoinEvictors(MemoryFile):
     """Broken: destroy forgets the eviction threads instead of joining them."""
 
     def destroy(self) -> None:
-        with self._mu:
-            self._evictors = set()
+        with self._state.mu:
+            self._state.evictors = set()
         super().destroy()
 
 
@@ -469,7 +472,7 @@ def test_the_check_finds_chunks_left_mapped() -> None:
     fr = f.allocate(CHUNK_SIZE + PAGE_SIZE, ANON)  # two chunks
     for view in f.map_internal(fr, WRITE):
         view.release()
-    kernel = f._kernel
+    kernel = f._state.kernel
     assert isinstance(kernel, KeepMappings)
     f.destroy()
     with pytest.raises(AssertionError, match="outlived destroy"):
@@ -485,12 +488,17 @@ class SpuriousUseAfterDestroy(Patient):
     calls = 0
 
     def allocate(self, length: int, kind: MemoryKind) -> FileRange:
-        with self._mu:
+        with self._state.mu:
             self.calls += 1
             spurious = self.calls == 3
         if spurious:
             raise UseAfterDestroy("spurious")
         return super().allocate(length, kind)
+
+
+class FailingDelivery(Evictor):
+    def evict_deliver(self, user: Hashable, er: EvictableRange) -> None:
+        raise RuntimeError("broken evict")
 
 
 class FailingEviction(Patient):
@@ -499,8 +507,7 @@ class FailingEviction(Patient):
     The eviction thread logs "evicting ... failed" at ERROR.
     """
 
-    def _deliver(self, user: Hashable, er: EvictableRange) -> None:
-        raise RuntimeError("broken evict")
+    _evictor_class = FailingDelivery
 
 
 QUICK = Scenario(

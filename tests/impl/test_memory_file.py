@@ -419,7 +419,7 @@ def test_update_usage_marks_no_segment_merely_adjacent_to_a_committed_run() -> N
         second = FileRange(fr.start + PAGE_SIZE, fr.end)
         touch(f, second)
         # While mincore runs unlocked, the segment splits in two at the committed run.
-        f._kernel = kernel = CountingKernel()
+        f._state.kernel = kernel = CountingKernel()
         kernel.hook = lambda: f.inc_ref(second)
         f.update_usage()
         assert known_committed(f) == [second]

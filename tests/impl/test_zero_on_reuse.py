@@ -29,6 +29,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from impl import Kernel, MemoryFile
+from impl.reclaimer import Reclaimer
 from spec.memory_file import SpecMemoryFile
 from spec.vocabulary import (
     CHUNK_SIZE,
@@ -596,17 +597,21 @@ def test_allocate_and_fill_keeps_what_was_read_and_what_it_frees_reads_zero(
 # --- The checks find leaks in broken builds ------------------------------------------------
 
 
-class SkipPunch(MemoryFile):
-    """Broken: the reclaimer neither punches nor zeroes the ranges it reclaims."""
-
-    def _decommit_reclaimed(self, start: int, end: int) -> None:
+class NoPunch(Reclaimer):
+    def decommit(self, start: int, end: int) -> None:
         pass
 
 
-class NoZeroing(MemoryFile):
+class SkipPunch(MemoryFile):
+    """Broken: the reclaimer neither punches nor zeroes the ranges it reclaims."""
+
+    _reclaimer_class = NoPunch
+
+
+class NoZeroing(TalliedKernel):
     """Broken: zeroing by hand writes nothing (manual zeroing; the fallback of a failed punch)."""
 
-    def _zero(self, start: int, end: int) -> None:
+    def zero(self, address: int, length: int) -> None:
         pass
 
 
@@ -619,10 +624,8 @@ class LyingPunch(TalliedKernel):
 
 BROKEN = [
     pytest.param(Build(SkipPunch, TalliedKernel), PUNCH, id="reclaim-skips-the-punch"),
-    pytest.param(
-        Build(NoZeroing, TalliedKernel), MANUAL_ZEROING, id="manual-zeroing-writes-nothing"
-    ),
-    pytest.param(Build(NoZeroing, TalliedKernel), PUNCH_EIO, id="fallback-zeroing-writes-nothing"),
+    pytest.param(Build(kernel=NoZeroing), MANUAL_ZEROING, id="manual-zeroing-writes-nothing"),
+    pytest.param(Build(kernel=NoZeroing), PUNCH_EIO, id="fallback-zeroing-writes-nothing"),
     pytest.param(Build(kernel=LyingPunch), PUNCH, id="punch-does-nothing"),
 ]
 
@@ -644,9 +647,7 @@ def test_the_reuse_check_finds_the_leak_of_a_broken_build(
     ("build", "path"),
     [
         pytest.param(Build(kernel=LyingPunch), PUNCH, id="punch-does-nothing"),
-        pytest.param(
-            Build(NoZeroing, TalliedKernel), MANUAL_ZEROING, id="manual-zeroing-writes-nothing"
-        ),
+        pytest.param(Build(kernel=NoZeroing), MANUAL_ZEROING, id="manual-zeroing-writes-nothing"),
     ],
 )
 def test_the_decommit_check_finds_the_leak_of_a_broken_build(build: Build, path: Path) -> None:

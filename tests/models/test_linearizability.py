@@ -16,8 +16,8 @@ import pytest
 from hypothesis import settings
 
 from impl import MemoryFile
-from impl.reclaimer import WAIT
-from impl.usage import Usage
+from impl.books import Usage
+from impl.reclaimer import WAIT, Reclaimer
 from models.linearizability.history import Operation, Raised
 from models.linearizability.model import apply
 from models.linearizability.search import linearize
@@ -158,23 +158,32 @@ def test_concurrent_use_is_linearizable_and_loses_nothing() -> None:
 # --- Broken builds: each check catches one ---------------------------------------------------
 
 
+class FirstRangeFirst(Reclaimer):
+    def find_locked(self) -> Any:
+        s = self.state
+        if s.destroyed or not s.reclaimable or not s.reclaim:
+            return super().find_locked()
+        start, end = next(iter(s.reclaim))
+        s.reclaim.remove(start, end)
+        s.unlocked_users += 1
+        return start, end
+
+
 class ReclaimsFirstRangeFirst(MemoryFile):
     """The reclaimer takes the lowest free range, not the highest: only the order is wrong."""
 
-    def _find_reclaimable_locked(self) -> Any:
-        if self._destroyed or not self._reclaimable or not self._reclaim:
-            return super()._find_reclaimable_locked()
-        start, end = next(iter(self._reclaim))
-        self._reclaim.remove(start, end)
-        self._unlocked_users += 1
-        return start, end
+    _reclaimer_class = FirstRangeFirst
+
+
+class NoPunch(Reclaimer):
+    def decommit(self, start: int, end: int) -> None:
+        pass
 
 
 class SkipsThePunch(MemoryFile):
     """The reclaimer neither punches nor zeroes: freed bytes reach the next owner."""
 
-    def _decommit_reclaimed(self, start: int, end: int) -> None:
-        pass
+    _reclaimer_class = NoPunch
 
 
 class ForgetsToMoveAccounting(MemoryFile):
@@ -223,8 +232,10 @@ class StallsOnTheTenthFree(MemoryFile):
     def dec_ref(self, fr: FileRange) -> None:
         type(self).frees += 1
         if type(self).frees == 10:
-            self._mu.acquire()
-            threading.Timer(5.0, self._mu.release).start()  # then everything ends and cleans up
+            self._state.mu.acquire()
+            threading.Timer(
+                5.0, self._state.mu.release
+            ).start()  # then everything ends and cleans up
         super().dec_ref(fr)
 
 
