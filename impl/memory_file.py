@@ -91,6 +91,7 @@ from spec.vocabulary import (
     MemoryKind,
     Observation,
     Reader,
+    SeedDefects,
 )
 
 log = logging.getLogger(__name__)
@@ -129,7 +130,10 @@ class MemoryFile:
     seam to the OS (tests inject faults there); ``pressure``: where memory
     pressure comes from when the options ask for it (default: the current
     memory cgroup's "low" level, see :mod:`impl.pressure`); ``tracer``: told
-    of each step of the background threads (see :mod:`impl.runtime`).
+    of each step of the background threads (see :mod:`impl.runtime`);
+    ``runtime``: the runtime to use instead of Python's threads (a controlled
+    scheduler's, in ``models.schedule``); ``defects``: the seed's defects to
+    restore (:class:`spec.vocabulary.SeedDefects`; default: none, corrected).
     """
 
     def __init__(
@@ -143,6 +147,8 @@ class MemoryFile:
         kernel: Kernel | None = None,
         pressure: PressureSource | None = None,
         tracer: Tracer | None = None,
+        runtime: Runtime | None = None,
+        defects: SeedDefects = SeedDefects(),
     ) -> None:
         self.opts = normalize_opts(opts)
         if file is not None and (type(file) is not int or file < 0):
@@ -161,7 +167,8 @@ class MemoryFile:
             and not self.opts.use_host_memcg_pressure
         )
 
-        self._runtime = runtime = Runtime(tracer)
+        self._defects = defects
+        self._runtime = runtime = runtime if runtime is not None else Runtime(tracer)
         self._mu = runtime.lock()
         self._reclaim_cond = runtime.condition(self._mu)
         """Signalled when the reclaimer becomes runnable (work, an evictable mark, destroy)."""
@@ -469,7 +476,7 @@ class MemoryFile:
                 self._scan_locked(vector)
             finally:
                 self._spare_vector = vector
-                self._finish_scan_locked()
+                self._finish_scan_locked(current)
 
     def _scan_locked(self, vector: ResidencyVector) -> None:
         position = 0
@@ -493,22 +500,34 @@ class MemoryFile:
             finally:
                 self._mu.acquire()
                 self._unlocked_done_locked()
-            if generation == self._decommit_generation:
+            if generation == self._decommit_generation or self._defects.stale_mincore:
                 break
             # Pages were decommitted (maybe reallocated) meanwhile: the answer may be stale.
+        adjacent = self._defects.adjacent_segment
         for first, stop in committed_runs(vector.bytes, (end - start) >> PAGE_SHIFT):
-            self._books.learn(
-                self._usage, start + (first << PAGE_SHIFT), start + (stop << PAGE_SHIFT)
-            )
+            run_start = start + (first << PAGE_SHIFT)
+            if adjacent and run_start > start:
+                self._learn_adjacent_locked(run_start)
+            self._books.learn(self._usage, run_start, start + (stop << PAGE_SHIFT))
 
-    def _finish_scan_locked(self) -> None:
+    def _learn_adjacent_locked(self, run_start: int) -> None:
+        """The seed's defect D3: a committable segment ending at ``run_start``, marked whole."""
+        segment = self._usage.lower_bound(run_start - PAGE_SIZE)
+        if segment is not None and segment[1] == run_start:
+            s, e, u = segment
+            if not u.known_committed and u.refs:
+                self._books.learn(self._usage, s, e)
+
+    def _finish_scan_locked(self, began_with: int) -> None:
         """Book what the file holds beyond ``usage_expected`` as swap, or drop the booking.
 
-        The seed books against the usage read before the scan, assuming it
-        only grew since; the lock was dropped meanwhile (pages may have been
-        punched), so we read it again, under the lock.
+        The seed books against the usage read before the scan (``began_with``),
+        assuming it only grew since; the lock was dropped meanwhile (pages may
+        have been punched), so we read it again, under the lock (unless the
+        seed's ``stale_mincore`` defect is restored).
         """
-        self._books.book_swap(self._kernel.committed_bytes(self._fd))
+        stale = self._defects.stale_mincore
+        self._books.book_swap(began_with if stale else self._kernel.committed_bytes(self._fd))
 
     def total_usage(self) -> int:
         """TotalUsage: what the kernel holds for the file (``fstat`` blocks x 512)."""
