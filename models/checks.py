@@ -11,6 +11,7 @@ from models import explore, proofs, spec_checks, stateful
 from models.check import Check
 from models.conformance import checks as conformance
 from models.linearizability import checks as linearizability
+from models.schedule import checks as schedules
 
 CHECKS: list[tuple[Check, float]] = [
     (spec_checks.CHECKS[0], 0.05),
@@ -20,5 +21,6 @@ CHECKS: list[tuple[Check, float]] = [
     (stateful.CHECKS[0], 0.35),
     (conformance.CHECKS[0], 0.1),
     (linearizability.CHECKS[0], 0.1),
+    (schedules.CHECKS[0], 0.25),
 ]
 """(check, share of the budget); shares need not add up to one."""

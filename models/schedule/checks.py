@@ -1,0 +1,129 @@
+"""``pgalloc check``'s controlled-scheduler check: the real file's interleavings, on purpose.
+
+Three parts, in order, each stopping the check at its first failure (shrunk
+to the fewest preemptions and printed as a replayable trace):
+
+1. :data:`RACES` — the smallest programs around the windows where the seed
+   drops its lock (an update_usage scan against a decommit, a free, reclaim
+   and reuse, or an inc_ref that splits the scanned segment), every schedule
+   with at most 2 preemptions, in a fixed order: at least
+   :data:`MIN_EXHAUSTIVE_RUNS` runs each whatever the budget, more as it allows
+   (the seed's D1 and D3, restored, fail within the first 400);
+2. :data:`SHARED` — two clients sharing references, preempted also at every
+   line of impl run without the lock (``fine``): a change made without the
+   lock shows as a torn state or a lost count;
+3. random programs of 2-3 clients under random and PCT schedules, for the
+   rest of the budget.
+"""
+
+from __future__ import annotations
+
+import time
+
+from models.check import Check, CheckResult, Progress
+from models.schedule.program import (
+    Alloc,
+    Decommit,
+    DecRef,
+    IncRef,
+    Part,
+    Program,
+    UpdateUsage,
+    Write,
+    random_program,
+)
+from models.schedule.run import Setup
+from models.schedule.search import Searched, exhaustive, explain, sample, shrink
+
+RACES = (
+    Program("decommit-under-scan", ((UpdateUsage(),), (Alloc("a"), Write("a"), Decommit("a")))),
+    Program(
+        "reuse-under-scan",
+        ((UpdateUsage(),), (Alloc("a"), Write("a"), DecRef("a"), Alloc("b"))),
+    ),
+    Program(
+        "split-under-scan",
+        ((UpdateUsage(),), (Alloc("a", 2), Write("a", Part.LAST), IncRef("a", Part.FIRST, "b"))),
+    ),
+)
+"""Update_usage's unlocked mincore window against what changes the pages meanwhile."""
+
+SHARED = Program(
+    "shared-references",
+    (
+        (Alloc("a", 2), IncRef("a", Part.ALL, "b"), DecRef("a"), DecRef("b")),
+        (Alloc("c"), IncRef("c", Part.ALL, "d"), DecRef("c"), DecRef("d")),
+    ),
+)
+
+BOUND = 2
+MIN_EXHAUSTIVE_RUNS = 600
+MIN_SHARED_RUNS = 40
+MIN_RANDOM_RUNS = 50
+SHRINK_SECONDS = 20.0
+
+
+def run_schedules(budget: float, progress: Progress, setup: Setup = Setup()) -> CheckResult:
+    """The check (see the module docstring); ``setup`` lets tests plant a broken file."""
+    started = time.monotonic()
+    runs = 0
+
+    def failed(found: Searched, where_setup: Setup) -> CheckResult:
+        assert found.failure is not None
+        progress(f"schedules: {found.failure.program.name} failed; shrinking")
+        small = shrink(found.failure, where_setup, deadline=time.monotonic() + SHRINK_SECONDS)
+        detail = explain(small, where_setup)
+        return CheckResult(
+            "schedules", False, runs, "schedules", time.monotonic() - started, detail
+        )
+
+    share = budget / (len(RACES) + 2)
+    for program in RACES:
+        found = exhaustive(
+            program,
+            setup,
+            BOUND,
+            deadline=time.monotonic() + share,
+            min_runs=MIN_EXHAUSTIVE_RUNS,
+        )
+        runs += found.runs
+        progress(
+            f"schedules: {program.name}: {found.runs} schedules with <= {BOUND} preemptions"
+            + (" (all)" if found.complete else "")
+        )
+        if found.failure is not None:
+            return failed(found, setup)
+    fine = Setup(setup.opts, setup.defects, True, setup.make_file, setup.hang_after)
+    found = sample(
+        lambda seed: SHARED,
+        fine,
+        ("random", "pct2", "pct3"),
+        deadline=time.monotonic() + share,
+        min_runs=MIN_SHARED_RUNS,
+    )
+    runs += found.runs
+    progress(f"schedules: {SHARED.name}: {found.runs} schedules, preempting at every line")
+    if found.failure is not None:
+        return failed(found, fine)
+    found = sample(
+        lambda seed: random_program(seed, clients=2 + seed % 2, length=4),
+        setup,
+        ("random", "pct2", "pct3"),
+        deadline=started + budget,
+        min_runs=MIN_RANDOM_RUNS,
+    )
+    runs += found.runs
+    progress(f"schedules: {found.runs} random programs under random and PCT schedules")
+    if found.failure is not None:
+        return failed(found, setup)
+    return CheckResult("schedules", True, runs, "schedules", time.monotonic() - started)
+
+
+CHECKS = [
+    Check(
+        "schedules",
+        "a controlled scheduler over the real file's threads: the seed's lock-dropped windows "
+        "exhaustively to 2 preemptions, then random and PCT schedules",
+        run_schedules,
+    )
+]
