@@ -61,7 +61,7 @@ BOUND = 2
 MIN_EXHAUSTIVE_RUNS = 600
 MIN_SHARED_RUNS = 40
 MIN_RANDOM_RUNS = 50
-SHRINK_SECONDS = 20.0
+SHRINK_SECONDS = 10.0
 
 
 def run_schedules(budget: float, progress: Progress, setup: Setup = Setup()) -> CheckResult:

@@ -60,7 +60,8 @@ class Setup:
     fine: bool = False
     """Also preempt at every line of impl run holding no lock (finds unlocked data races)."""
     make_file: MakeFile = MemoryFile
-    hang_after: float = 30.0
+    hang_after: float = 10.0
+    """Seconds after which a run is abandoned as hung (a run takes milliseconds)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,6 +254,8 @@ def _state(run: _Run, scheduler: Scheduler) -> str:
     scheduler.quiet += 1
     try:
         obs = file.observation(repr)
+    except Exception as error:  # a torn state, the failure itself: the trace shows it
+        return f"(cannot be observed: {error!r})"
     finally:
         scheduler.quiet -= 1
     usage = " ".join(

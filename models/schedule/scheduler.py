@@ -235,7 +235,9 @@ class Scheduler:
         return None
 
     def _trace_line(self, frame: FrameType, event: str, arg: object) -> Any:
-        if event == "line" and not self.quiet and not self.aborted:
+        if self.aborted:  # ends a thread looping in impl (on a torn state) once the run is over
+            raise Aborted
+        if event == "line" and not self.quiet:
             me = self.me()
             if me is not None and not any(lock.owner is me for lock in self.locks):
                 name = Path(frame.f_code.co_filename).name
