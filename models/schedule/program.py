@@ -155,9 +155,12 @@ class Client:
         self.held: dict[str, Holding] = {}
         self.problems: list[str] = []
         self.done = 0
+        self.doing: Callable[[str], None] = lambda what: None
+        """Told of each operation as it starts (the scheduler labels its points with it)."""
 
     def run(self) -> None:
         for op in self.ops:
+            self.doing(str(op))
             self.step(op)
             self.done += 1
 

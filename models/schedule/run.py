@@ -119,6 +119,7 @@ class _Run:
 
     def main(self) -> None:
         scheduler = self.scheduler
+        scheduler.doing("setup: create the file, start the clients")
         kernel = _WatchedKernel(scheduler)
         runtime = ControlledRuntime(scheduler, self.recorder.trace)
         runtime.acquired = kernel.marked
@@ -140,11 +141,14 @@ class _Run:
         self.clients = [
             Client(i, ops, file, self.recorder) for i, ops in enumerate(self.program.clients)
         ]
+        for client in self.clients:
+            client.doing = scheduler.doing
         threads = [ControlledThread(scheduler, f"client-{c.index}", c.run) for c in self.clients]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
+        scheduler.doing("quiescence: reclaim, observe")
         file.reclaim()
         scheduler.check = None
         scheduler.quiet += 1
@@ -158,6 +162,7 @@ class _Run:
 
     def finish(self, file: MemoryFile) -> None:
         """Give everything back, let the reclaimer finish, check the file at rest, destroy it."""
+        self.scheduler.doing("finish: give back, reclaim, update_usage, destroy")
         for client in self.clients:
             for name in list(client.held):
                 client.release(name)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import cast
+from typing import TypeVar, cast
 
 from impl.runtime import Runtime, Tracer
 from models.schedule.scheduler import (
@@ -22,6 +22,8 @@ from models.schedule.scheduler import (
     Managed,
     Scheduler,
 )
+
+R = TypeVar("R")
 
 CONDITIONS = ("reclaim_cond", "idle_cond")
 """The file's conditions, in the order it makes them (names for the trace)."""
@@ -58,6 +60,17 @@ class ControlledRuntime(Runtime):
 
     def thread(self, name: str, target: Callable[..., None], *args: object) -> threading.Thread:
         return ControlledThread(self.scheduler, name, target, *args)
+
+    def step(self, name: str, step: Callable[..., R]) -> Callable[..., R]:
+        """The step, traced as in production, and named in the scheduler's trace."""
+        traced = super().step(name, step)
+        doing = self.scheduler.doing
+
+        def run(*args: object) -> R:
+            doing(name)
+            return traced(*args)
+
+        return run
 
     def lock_sequence(self) -> int | None:
         return None  # the linearizability search needs no hint for histories this short

@@ -77,6 +77,8 @@ class Managed:
     """What it is blocked on (a lock, a condition, a thread), None when runnable."""
     point: str = "start"
     """The scheduling point it last reached (what a deadlock report shows)."""
+    doing: str = ""
+    """The call or step it is in, if it said (what a trace shows)."""
 
 
 Check = Callable[[], list[str]]
@@ -111,6 +113,12 @@ class Scheduler:
         """The calling thread, if managed by this scheduler."""
         managed: Managed | None = getattr(self._local, "managed", None)
         return managed
+
+    def doing(self, what: str) -> None:
+        """The calling thread enters ``what`` (a call, a step): points are labelled with it."""
+        me = self.me()
+        if me is not None:
+            me.doing = what
 
     def register(self, name: str) -> Managed:
         managed = Managed(len(self.threads), name)
@@ -186,7 +194,8 @@ class Scheduler:
 
     def _switch(self, me: Managed | None, label: str) -> None:
         if me is not None:
-            me.point = label
+            me.point = f"{label} in {me.doing}" if me.doing else label
+            label = me.point
         runnable = tuple(t.index for t in self.threads if t.runnable)
         if not runnable:
             self._deadlock()
