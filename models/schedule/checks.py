@@ -13,13 +13,16 @@ to the fewest preemptions and printed as a replayable trace):
 2. :data:`SHARED` — two clients sharing references, preempted also at every
    line of impl run without the lock (``fine``): a change made without the
    lock shows as a torn state or a lost count;
-3. random programs of 2-3 clients under random and PCT schedules, for the
-   rest of the budget.
+3. random programs of 2-3 clients (allocate, write, inc_ref, dec_ref,
+   decommit, mark_evictable, update_usage) under random and PCT schedules,
+   in each eviction mode (so eviction threads run too), for the rest of the
+   budget.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 from models.check import Check, CheckResult, Progress
 from models.schedule.program import (
@@ -35,6 +38,7 @@ from models.schedule.program import (
 )
 from models.schedule.run import Setup
 from models.schedule.search import Searched, exhaustive, explain, sample, shrink
+from spec.vocabulary import DelayedEviction
 
 RACES = (
     Program("decommit-under-scan", ((UpdateUsage(),), (Alloc("a"), Write("a"), Decommit("a")))),
@@ -60,7 +64,7 @@ SHARED = Program(
 BOUND = 2
 MIN_EXHAUSTIVE_RUNS = 600
 MIN_SHARED_RUNS = 40
-MIN_RANDOM_RUNS = 50
+MIN_RANDOM_RUNS = 20
 SHRINK_SECONDS = 10.0
 
 
@@ -94,7 +98,7 @@ def run_schedules(budget: float, progress: Progress, setup: Setup = Setup()) -> 
         )
         if found.failure is not None:
             return failed(found, setup)
-    fine = Setup(setup.opts, setup.defects, True, setup.make_file, setup.hang_after)
+    fine = replace(setup, fine=True)
     found = sample(
         lambda seed: SHARED,
         fine,
@@ -106,17 +110,24 @@ def run_schedules(budget: float, progress: Progress, setup: Setup = Setup()) -> 
     progress(f"schedules: {SHARED.name}: {found.runs} schedules, preempting at every line")
     if found.failure is not None:
         return failed(found, fine)
-    found = sample(
-        lambda seed: random_program(seed, clients=2 + seed % 2, length=4),
-        setup,
-        ("random", "pct2", "pct3"),
-        deadline=started + budget,
-        min_runs=MIN_RANDOM_RUNS,
-    )
-    runs += found.runs
-    progress(f"schedules: {found.runs} random programs under random and PCT schedules")
-    if found.failure is not None:
-        return failed(found, setup)
+    modes = (DelayedEviction.ENABLED, DelayedEviction.DISABLED, DelayedEviction.MANUAL)
+    for n, mode in enumerate(modes):
+        each = replace(setup, opts=replace(setup.opts, delayed_eviction=mode))
+        left = started + budget - time.monotonic()
+        found = sample(
+            lambda seed: random_program(seed, clients=2 + seed % 2, length=5),
+            each,
+            ("random", "pct2", "pct3"),
+            deadline=time.monotonic() + left / (len(modes) - n),
+            min_runs=MIN_RANDOM_RUNS,
+        )
+        runs += found.runs
+        progress(
+            f"schedules: {found.runs} random programs, evictions {mode.name}, "
+            "under random and PCT schedules"
+        )
+        if found.failure is not None:
+            return failed(found, each)
     return CheckResult("schedules", True, runs, "schedules", time.monotonic() - started)
 
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from impl import MemoryFile
 from models.linearizability.history import Recorder
-from spec.vocabulary import PAGE_SIZE, WRITE, FileRange, MemoryKind
+from spec.vocabulary import PAGE_SIZE, WRITE, EvictableRange, FileRange, MemoryKind
 
 
 class Part(enum.Enum):
@@ -83,12 +83,22 @@ class Decommit:
 
 
 @dataclass(frozen=True, slots=True)
+class MarkEvictable:
+    """The holding becomes evictable: the client's user gives it back when asked."""
+
+    name: str
+
+    def __str__(self) -> str:
+        return f"mark_evictable({self.name})"
+
+
+@dataclass(frozen=True, slots=True)
 class UpdateUsage:
     def __str__(self) -> str:
         return "update_usage()"
 
 
-Op = Alloc | Write | IncRef | DecRef | Decommit | UpdateUsage
+Op = Alloc | Write | IncRef | DecRef | Decommit | MarkEvictable | UpdateUsage
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +128,9 @@ def random_program(seed: int, clients: int = 2, length: int = 4) -> Program:
                 ops.append(Alloc(name, rnd.choice((1, 1, 2))))
                 continue
             name = rnd.choice(names)
-            kind = rnd.choice(("write", "write", "inc_ref", "dec_ref", "decommit", "update"))
+            kind = rnd.choice(
+                ("write", "write", "inc_ref", "dec_ref", "decommit", "evictable", "update")
+            )
             if kind == "write":
                 ops.append(Write(name, rnd.choice(list(Part))))
             elif kind == "inc_ref":
@@ -129,6 +141,8 @@ def random_program(seed: int, clients: int = 2, length: int = 4) -> Program:
                 ops.append(DecRef(name))
             elif kind == "decommit":
                 ops.append(Decommit(name))
+            elif kind == "evictable":
+                ops.append(MarkEvictable(name))
             else:
                 ops.append(UpdateUsage())
         scripts.append(tuple(ops))
@@ -153,6 +167,9 @@ class Client:
         self.file = file
         self.recorder = recorder
         self.held: dict[str, Holding] = {}
+        self.evictable: dict[EvictableRange, Holding] = {}
+        """Holdings handed to the file as evictable: the client no longer touches them;
+        an eviction releases one, and the client takes the rest back at the end."""
         self.problems: list[str] = []
         self.done = 0
         self.doing: Callable[[str], None] = lambda what: None
@@ -196,10 +213,35 @@ class Client:
         elif isinstance(op, Decommit):
             self.call("decommit", holding.fr)
             self._expect(holding.fr, None)
+        elif isinstance(op, MarkEvictable):
+            er = EvictableRange(holding.fr.start, holding.fr.end)
+            if er not in self.evictable:
+                self.evictable[er] = self.held.pop(op.name)
+                self.call("mark_evictable", self, er)
+
+    def __repr__(self) -> str:
+        return f"user-{self.index}"
+
+    def evict(self, er: EvictableRange) -> None:
+        """As an ``EvictableMemoryUser`` (on an eviction thread): give the holding back."""
+        holding = self.evictable.pop(er, None)
+        if holding is not None:  # else taken back meanwhile: nothing to do (the seed's race)
+            self._release(str(er), holding)
 
     def release(self, name: str) -> None:
         """Check what ``name`` reads, then drop its reference."""
-        holding = self.held.pop(name)
+        self._release(name, self.held.pop(name))
+
+    def take_back(self) -> None:
+        """Every holding still evictable is the client's again (after mark_all_unevictable)."""
+        for er, holding in list(self.evictable.items()):
+            del self.evictable[er]
+            self.held[str(er)] = holding
+
+    def holdings(self) -> list[FileRange]:
+        return [h.fr for h in (*self.held.values(), *self.evictable.values())]
+
+    def _release(self, name: str, holding: Holding) -> None:
         data = self._read(holding.fr)
         for page, token in holding.pages.items():
             offset = page - holding.fr.start
@@ -212,7 +254,7 @@ class Client:
         self.call("dec_ref", holding.fr)
 
     def _expect(self, fr: FileRange, token: bytes | None) -> None:
-        for holding in self.held.values():
+        for holding in (*self.held.values(), *self.evictable.values()):
             for page in _pages(fr):
                 if page in holding.pages:
                     holding.pages[page] = token

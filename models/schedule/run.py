@@ -148,25 +148,41 @@ class _Run:
             thread.start()
         for thread in threads:
             thread.join()
-        scheduler.doing("quiescence: reclaim, observe")
-        file.reclaim()
+        scheduler.doing("quiescence: evictions, reclaim, observe")
+        self.settle(file)
         scheduler.check = None
         scheduler.quiet += 1
         try:
             self.recorder.call("observe", lambda: _abstract(file.observation(repr)))
-            held = [h.fr for c in self.clients for h in c.held.values()]
+            held = [fr for c in self.clients for fr in c.holdings()]
             self.problems += reference_violations(file.observation(repr), held)
         finally:
             scheduler.quiet -= 1
         self.finish(file)
 
+    def settle(self, file: MemoryFile) -> None:
+        """Until no eviction runs and the reclaimer idles (an eviction frees, a free may evict)."""
+        for _ in range(100):
+            file.wait_for_evictions()
+            file.reclaim()
+            self.scheduler.quiet += 1
+            try:
+                obs = file.observation(repr)
+            finally:
+                self.scheduler.quiet -= 1
+            if not obs.reclaim and not any(evicting for _, _, evicting in obs.evictable):
+                return
+        self.problems.append("the file never settled: evictions or reclaim kept running")
+
     def finish(self, file: MemoryFile) -> None:
         """Give everything back, let the reclaimer finish, check the file at rest, destroy it."""
         self.scheduler.doing("finish: give back, reclaim, update_usage, destroy")
         for client in self.clients:
+            file.mark_all_unevictable(client)
+            client.take_back()
             for name in list(client.held):
                 client.release(name)
-        file.reclaim()
+        self.settle(file)
         file.update_usage()
         obs = file.observation(repr)
         total = file.total_usage()

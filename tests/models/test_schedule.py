@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from models.schedule.checks import RACES, SHARED
-from models.schedule.program import Alloc, DecRef, Program, UpdateUsage, Write
+from models.schedule.program import Alloc, DecRef, MarkEvictable, Program, UpdateUsage, Write
 from models.schedule.run import Setup, run_once
 from models.schedule.scheduler import ControlledLock, ControlledThread, Scheduler
 from models.schedule.search import (
@@ -25,7 +25,7 @@ from models.schedule.search import (
     shrink,
 )
 from models.schedule.strategies import Exhaustive, Pct, RandomWalk, Replay
-from spec.vocabulary import SeedDefects
+from spec.vocabulary import DelayedEviction, MemoryFileOpts, SeedDefects
 from tests.source_copy import copy_source
 
 DECOMMIT_UNDER_SCAN, _, SPLIT_UNDER_SCAN = RACES
@@ -228,3 +228,16 @@ def test_a_copy_with_inc_ref_unlocked_fails_with_a_schedule(tmp_path: Path) -> N
 def test_the_unedited_copy_passes(tmp_path: Path) -> None:
     out = _run_check_on(copy_source(tmp_path, ("spec", "impl", "models")), budget=8.0)
     assert out.startswith("PASSED"), out
+
+
+def test_eviction_threads_run_under_the_scheduler_and_give_back() -> None:
+    program = Program(
+        "evict",
+        ((Alloc("a", 2), Write("a"), MarkEvictable("a")), (Alloc("b"), UpdateUsage())),
+    )
+    setup = Setup(opts=MemoryFileOpts(DelayedEviction.DISABLED))
+    for seed in range(10):
+        outcome = run_once(program, RandomWalk(seed), setup)
+        assert not outcome.failed, outcome.problems
+        assert "pgalloc-evict" in outcome.threads  # started through the runtime, controlled
+        assert any(outcome.threads[d.chosen] == "pgalloc-evict" for d in outcome.decisions)
