@@ -2,7 +2,9 @@
 
 A :class:`Program` gives each client thread a script of operations on the
 ranges it holds, by name (``Alloc("a", 2)``, ``Write("a", LAST)``,
-``IncRef("a", FIRST, "b")``...). An operation naming a holding the client
+``IncRef("a", FIRST, "b")``, ``MarkEvictable("a")``: the client's user gives
+the holding back when an eviction thread asks, and takes back at the end what
+was not evicted). An operation naming a holding the client
 does not have (or an ``IncRef`` to a name it has) is skipped, so random
 programs need no planning. Clients
 check what they read (with ``pread``, which commits no page): a new
