@@ -8,7 +8,7 @@ to the fewest preemptions and printed as a replayable trace):
    and reuse, or an inc_ref that splits the scanned segment), every schedule
    with at most 2 preemptions, in a fixed order: at least
    :data:`MIN_EXHAUSTIVE_RUNS` runs each whatever the budget, more as it allows
-   (the seed's D1 and D3, restored, fail within the first 400; D1 through a
+   (the seed's D1 and D3, restored, fail at schedules 396 and 459; D1 through a
    reclaim and reuse needs 3 preemptions, beyond this bound);
 2. :data:`SHARED` — two clients sharing references, preempted also at every
    line of impl run without the lock (``fine``): a change made without the
