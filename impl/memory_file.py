@@ -81,6 +81,7 @@ from spec.vocabulary import (
     MemoryKind,
     Observation,
     Reader,
+    SeedDefects,
 )
 
 log = logging.getLogger(__name__)
@@ -119,7 +120,10 @@ class MemoryFile:
     seam to the OS (tests inject faults there); ``pressure``: where memory
     pressure comes from when the options ask for it (default: the current
     memory cgroup's "low" level, see :mod:`impl.pressure`); ``tracer``: told
-    of each step of the background threads (see :mod:`impl.runtime`).
+    of each step of the background threads (see :mod:`impl.runtime`);
+    ``runtime``: the runtime to use instead of Python's threads (a controlled
+    scheduler's, in ``models.schedule``); ``defects``: the seed's defects to
+    restore (:class:`spec.vocabulary.SeedDefects`; default: none, corrected).
     """
 
     _reclaimer_class: ClassVar[type[Reclaimer]] = Reclaimer
@@ -136,6 +140,8 @@ class MemoryFile:
         kernel: Kernel | None = None,
         pressure: PressureSource | None = None,
         tracer: Tracer | None = None,
+        runtime: Runtime | None = None,
+        defects: SeedDefects = SeedDefects(),
     ) -> None:
         self.opts = normalize_opts(opts)
         if file is not None and (type(file) is not int or file < 0):
@@ -148,7 +154,11 @@ class MemoryFile:
             raise ValueError("a pressure source needs DelayedEviction.ENABLED with memcg pressure")
         self.clock = clock
         kernel = kernel if kernel is not None else DEFAULT_KERNEL
-        runtime = Runtime(tracer)
+        runtime = runtime if runtime is not None else Runtime(tracer)
+        if defects.empty_unevictable:
+            raise ValueError(
+                "impl restores the seed's D1 to D3; D4 (empty_unevictable) is the spec's"
+            )
         owned = file is None
         fd = kernel.memfd_create("pgalloc") if file is None else file
         try:
@@ -161,6 +171,7 @@ class MemoryFile:
                 manual_zeroing=self.opts.manual_zeroing,
                 evict_when_idle=self.opts.delayed_eviction is DelayedEviction.ENABLED
                 and not self.opts.use_host_memcg_pressure,
+                defects=defects,
             )
             self._evictor = self._evictor_class(state)
             self._reclaimer = self._reclaimer_class(state, self._evictor)
@@ -413,21 +424,23 @@ class MemoryFile:
                 self._scan_locked(vector)
             finally:
                 state.spare_vector = vector
-                self._finish_scan_locked()
+                self._finish_scan_locked(current)
 
     def _scan_locked(self, vector: ResidencyVector) -> None:
         """The scan (a step of its own: tests plant one that fails)."""
         usage.scan_locked(self._state, vector)
 
-    def _finish_scan_locked(self) -> None:
+    def _finish_scan_locked(self, began_with: int) -> None:
         """Book what the file holds beyond ``usage_expected`` as swap, or drop the booking.
 
-        The seed books against the usage read before the scan, assuming it
-        only grew since; the lock was dropped meanwhile (pages may have been
-        punched), so we read it again, under the lock.
+        The seed books against the usage read before the scan (``began_with``),
+        assuming it only grew since; the lock was dropped meanwhile (pages may
+        have been punched), so we read it again, under the lock (unless the
+        seed's ``stale_mincore`` defect is restored).
         """
         state = self._state
-        state.books.book_swap(state.kernel.committed_bytes(state.fd))
+        stale = state.defects.stale_mincore
+        state.books.book_swap(began_with if stale else state.kernel.committed_bytes(state.fd))
 
     def total_usage(self) -> int:
         """TotalUsage: what the kernel holds for the file (``fstat`` blocks x 512)."""

@@ -32,7 +32,7 @@ from impl.gaps import GapSet
 from impl.kernel import Kernel, ResidencyVector
 from impl.runtime import Runtime
 from impl.segments import SegmentSet
-from spec.vocabulary import FileRange, Observation
+from spec.vocabulary import FileRange, Observation, SeedDefects
 
 
 class FileState:
@@ -43,6 +43,7 @@ class FileState:
         "books",
         "chunks",
         "decommit_generation",
+        "defects",
         "destroyed",
         "evict_when_idle",
         "evictable",
@@ -76,6 +77,7 @@ class FileState:
         background: bool,
         manual_zeroing: bool,
         evict_when_idle: bool,
+        defects: SeedDefects,
     ) -> None:
         # Fixed at creation.
         self.runtime = runtime
@@ -88,6 +90,8 @@ class FileState:
         self.manual_zeroing = manual_zeroing
         self.evict_when_idle = evict_when_idle
         """DelayedEviction.ENABLED without memcg pressure: the idle reclaimer starts evictions."""
+        self.defects = defects
+        """The seed's defects restored (D1 to D3; none by default)."""
 
         self.mu = runtime.lock()
         self.reclaim_cond = runtime.condition(self.mu)

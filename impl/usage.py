@@ -121,11 +121,24 @@ def _query_and_mark_locked(state: FileState, start: int, end: int, vector: Resid
         finally:
             state.mu.acquire()
             state.unlocked_done_locked()
-        if generation == state.decommit_generation:
+        if generation == state.decommit_generation or state.defects.stale_mincore:
             break
         # Pages were decommitted (maybe reallocated) meanwhile: the answer may be stale.
+    adjacent = state.defects.adjacent_segment
     for first, stop in committed_runs(vector.bytes, (end - start) >> PAGE_SHIFT):
-        state.books.learn(state.usage, start + (first << PAGE_SHIFT), start + (stop << PAGE_SHIFT))
+        run_start = start + (first << PAGE_SHIFT)
+        if adjacent and run_start > start:
+            _learn_adjacent_locked(state, run_start)
+        state.books.learn(state.usage, run_start, start + (stop << PAGE_SHIFT))
+
+
+def _learn_adjacent_locked(state: FileState, run_start: int) -> None:
+    """The seed's defect D3: a committable segment ending at ``run_start``, marked whole."""
+    segment = state.usage.lower_bound(run_start - PAGE_SIZE)
+    if segment is not None and segment[1] == run_start:
+        s, e, u = segment
+        if not u.known_committed and u.refs:
+            state.books.learn(state.usage, s, e)
 
 
 def committed_ranges(kernel: Kernel, fd: int, file_size: int, chunks: Chunks) -> list[FileRange]:

@@ -61,6 +61,7 @@ REGISTRY: tuple[Entry, ...] = (
     Entry("conformance", "models.conformance.checks", 0.1),
     Entry("mutation", "models.conformance.checks", 0.0),
     Entry("linearizability", "models.linearizability.checks", 0.1),
+    Entry("schedules", "models.schedule.checks", 0.25),
 )
 """Every check ``pgalloc check`` runs, in the order it runs them (names are unique)."""
 

@@ -17,7 +17,14 @@ from dataclasses import dataclass, field, replace
 
 from spec.host import Host
 from spec.rangemap import EMPTY_SET, RangeMap, RangeSet
-from spec.vocabulary import EvictableRange, FileRange, MemoryFileOpts, MemoryKind, Observation
+from spec.vocabulary import (
+    EvictableRange,
+    FileRange,
+    MemoryFileOpts,
+    MemoryKind,
+    Observation,
+)
+from spec.vocabulary import SeedDefects as SeedDefects  # noqa: PLC0414 (re-exported)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,28 +112,6 @@ class UsageScan:
     """What the host reported for ``slice`` (None until queried)."""
     queried_generation: int = 0
     """``State.decommit_generation`` when ``committed`` was read."""
-
-
-@dataclass(frozen=True, slots=True)
-class SeedDefects:
-    """Defects of the seed that the specification corrects, each restorable.
-
-    Our default is correct; a test sets a flag to show the model checker
-    finding the seed's defect. See docs/divergences.md.
-    """
-
-    stale_mincore: bool = False
-    """Trust a mincore result taken while the lock was dropped, even if pages were
-    decommitted (and maybe reallocated) meanwhile, and book swap against the
-    usage read when the scan began, so usage that vanished meanwhile is booked
-    as swap."""
-    adjacent_segment: bool = False
-    """Mark committed a segment that merely ends where a committed run starts (the
-    seed's ``seg.End() < committedFR.Start``, which should be ``<=``)."""
-    empty_unevictable: bool = False
-    """``MarkUnevictable`` of an empty range ``[x, x)`` strictly inside an evictable
-    range drops that range's tail ``[x, end)`` (the seed's loop isolates the
-    segment at ``x`` and removes the upper part, though ``er`` holds no offset)."""
 
 
 SEED = SeedDefects(stale_mincore=True, adjacent_segment=True, empty_unevictable=True)

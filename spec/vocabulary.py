@@ -299,3 +299,27 @@ class MemoryFileApi(Protocol[Blocks_co]):
     def reclaim(self) -> list[FileRange]: ...
     def run_evictions(self) -> list[tuple[Hashable, EvictableRange]]: ...
     def observation(self, label: Callable[[Hashable], str] = str) -> Observation: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SeedDefects:
+    """Defects of the seed that spec and impl correct, each restorable.
+
+    Our default is correct; a test sets a flag to show a checker finding the
+    seed's defect (the model checker in the spec, the controlled scheduler in
+    impl). Shared vocabulary, so both read the same switch. See docs/divergences.md.
+    """
+
+    stale_mincore: bool = False
+    """Trust a mincore result taken while the lock was dropped, even if pages were
+    decommitted (and maybe reallocated) meanwhile, and book swap against the
+    usage read when the scan began, so usage that vanished meanwhile is booked
+    as swap."""
+    adjacent_segment: bool = False
+    """Mark committed a segment that merely ends where a committed run starts (the
+    seed's ``seg.End() < committedFR.Start``, which should be ``<=``)."""
+    empty_unevictable: bool = False
+    """``MarkUnevictable`` of an empty range ``[x, x)`` strictly inside an evictable
+    range drops that range's tail ``[x, end)`` (the seed's loop isolates the
+    segment at ``x`` and removes the upper part, though ``er`` holds no offset).
+    The spec's only: impl refuses it."""

@@ -689,9 +689,9 @@ class NoBookingOnFailure(MemoryFile):
             self._failed_scan = True
             raise
 
-    def _finish_scan_locked(self) -> None:
+    def _finish_scan_locked(self, began_with: int) -> None:
         if not getattr(self, "_failed_scan", False):
-            super()._finish_scan_locked()
+            super()._finish_scan_locked(began_with)
         self._failed_scan = False
 
 
