@@ -33,10 +33,12 @@ def run_shard(
         return CheckResult(name, False, 0, "", time.monotonic() - started, repr(error))
 
 
-def _shards(name: str, jobs: int) -> list[Shard]:
-    if jobs > 1 and find(name).shard is not None:
-        return [Shard(index, jobs) for index in range(jobs)]
-    return [WHOLE]
+def _shards(name: str, jobs: int, part: tuple[int, int]) -> list[Shard]:
+    """The shards of ``name`` this run's jobs take: on machine K of M, K*jobs... of M*jobs."""
+    machine, machines = part
+    if find(name).shard is None:
+        return [WHOLE]
+    return [Shard(machine * jobs + index, machines * jobs) for index in range(jobs)]
 
 
 def _stamp(started: float) -> Callable[[str], None]:
@@ -46,30 +48,34 @@ def _stamp(started: float) -> Callable[[str], None]:
     return report
 
 
-def _in_order(names: Sequence[str], budget: float, report: Progress) -> list[CheckResult]:
+def _in_order(
+    names: Sequence[str], budget: float, part: tuple[int, int], report: Progress
+) -> list[CheckResult]:
     results = []
     for name in names:
         report(f"{name}: {find(name).description}")
-        result = run_shard(report, name, entry(name).module, budget * entry(name).share, WHOLE)
+        (shard,) = _shards(name, 1, part)
+        result = run_shard(report, name, entry(name).module, budget * entry(name).share, shard)
         report(f"{name}: {'passed' if result.passed else 'FAILED'}")
         results.append(result)
     return results
 
 
 def _in_parallel(
-    names: Sequence[str], budget: float, jobs: int, report: Progress
+    names: Sequence[str], budget: float, jobs: int, part: tuple[int, int], report: Progress
 ) -> list[CheckResult]:
-    plan = [(name, shard) for name in names for shard in _shards(name, jobs)]
+    plan = [(name, shard) for name in names for shard in _shards(name, jobs, part)]
+    # Unsharded checks first: they cannot be split, and the longest (the proofs, the model
+    # checker) set the wall time unless the shards fill in around them.
+    plan.sort(key=lambda job: job[1] != WHOLE)
     for name in names:
         report(f"{name}: {find(name).description}")
-    work = [
-        Job(
-            name if shard.count == 1 else f"{name} {shard}",
-            run_shard,
-            (name, entry(name).module, budget * entry(name).share / shard.count, shard),
-        )
-        for name, shard in plan
-    ]
+    work = []
+    for name, shard in plan:
+        whole = shard == WHOLE  # an unsharded check: one job, its whole share
+        share = budget * entry(name).share / (1 if whole else jobs)
+        label = name if whole else f"{name} {shard}"
+        work.append(Job(label, run_shard, (name, entry(name).module, share, shard)))
     outcomes = run_jobs(work, jobs, lambda label, line: report(f"[{label}] {line}"))
     by_check: dict[str, list[tuple[Shard, CheckResult]]] = {name: [] for name in names}
     for (name, shard), outcome in zip(plan, outcomes, strict=True):
@@ -104,18 +110,25 @@ def table(results: Sequence[CheckResult]) -> str:
     return "\n".join(lines)
 
 
-def run_checks(budget: float, names: Sequence[str], jobs: int = 1) -> int:
+def run_checks(
+    budget: float, names: Sequence[str], jobs: int = 1, part: tuple[int, int] = (0, 1)
+) -> int:
     """Run the registered checks called ``names`` in ``jobs`` processes; print the table.
 
-    Returns the exit status: 1 if any check (any shard of one) failed.
+    ``part`` (K, M): this run is machine K (from 0) of M in a campaign, each
+    machine running the same checks with the same ``jobs``; its shards of the
+    randomized checks are K*jobs ... K*jobs + jobs - 1 of M*jobs. Returns
+    the exit status: 1 if any check (any shard of one) failed.
     """
     started = time.monotonic()
     report = _stamp(started)
-    report(f"pgalloc check: {len(names)} checks, budget {budget:g}s, {jobs} jobs")
+    machine, machines = part
+    campaign = f", part {machine + 1} of {machines}" if machines > 1 else ""
+    report(f"pgalloc check: {len(names)} checks, budget {budget:g}s, {jobs} jobs{campaign}")
     if jobs == 1:
-        results = _in_order(names, budget, report)
+        results = _in_order(names, budget, part, report)
     else:
-        results = _in_parallel(names, budget, jobs, report)
+        results = _in_parallel(names, budget, jobs, part, report)
     print(table(results))
     failed = [result for result in results if not result.passed]
     for result in failed:

@@ -58,6 +58,38 @@ def _positive_int(value: str) -> int:
     return number
 
 
+def _part(value: str) -> tuple[int, int]:
+    """An argparse type: ``K/M``, part K (from 1) of M."""
+    part, _, parts = value.partition("/")
+    try:
+        k, m = int(part), int(parts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not K/M: {value!r}") from None
+    if not 1 <= k <= m:
+        raise argparse.ArgumentTypeError(f"K/M needs 1 <= K <= M, not {value}")
+    return k - 1, m
+
+
+def _add_examples(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--examples",
+        type=Path,
+        metavar="FOLDER",
+        help="hypothesis's example database for the fuzzing (may be shared storage): "
+        "failures are saved there and replayed first by every later run",
+    )
+
+
+def _use_examples(args: argparse.Namespace) -> None:
+    """Name the example database in the environment, which the workers inherit."""
+    if args.examples is not None:
+        import os
+
+        from models.profiles import EXAMPLES_VARIABLE
+
+        os.environ[EXAMPLES_VARIABLE] = str(args.examples)
+
+
 def _cores() -> int:
     from models.parallel import available_cores
 
@@ -93,6 +125,15 @@ def _add_check(commands: Subcommands) -> None:
         help="processes to run checks and shards of the randomized ones in "
         "(default: the cores available)",
     )
+    check.add_argument(
+        "--shard",
+        type=_part,
+        default="1/1",
+        metavar="K/M",
+        help="this machine's part K of a campaign on M machines, each running the same "
+        "command with the same --jobs (default: %(default)s)",
+    )
+    _add_examples(check)
     check.add_argument("--list", action="store_true", help="list the checks and exit")
     check.set_defaults(run=_run_check)
 
@@ -113,7 +154,8 @@ def _run_check(args: argparse.Namespace) -> int:
         return 2
     from models.check_run import run_checks
 
-    return run_checks(args.budget, names, args.jobs or _cores())
+    _use_examples(args)
+    return run_checks(args.budget, names, args.jobs or _cores(), args.shard)
 
 
 # --- pgalloc vectors generate | replay | coverage ---------------------------------------
@@ -253,6 +295,7 @@ def _add_conform(commands: Subcommands) -> None:
         metavar="N",
         help="draw the sequences from this seed (default: a random one, printed)",
     )
+    _add_examples(conform)
     _add_driver_options(conform, "requests timed out")
     conform.set_defaults(run=_run_conform)
 
@@ -260,6 +303,7 @@ def _add_conform(commands: Subcommands) -> None:
 def _run_conform(args: argparse.Namespace) -> int:
     from models.conformance import commands
 
+    _use_examples(args)
     return commands.conform(
         args.driver,
         args.budget,

@@ -5,11 +5,13 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from models import check, check_run
 from models.check import Shard
+from models.profiles import EXAMPLES_VARIABLE
 from tests.models.test_cli import ROOT
 
 TEST_CHECKS = "tests.models.sharded_checks"
@@ -73,6 +75,34 @@ def test_a_dead_worker_is_a_failed_check(
     assert check_run.run_checks(1.0, ["crashes"], jobs=2) == 1
     out = capsys.readouterr().out
     assert re.search(r"crashes +FAILED", out) and "its process failed" in out
+
+
+def test_machines_of_a_campaign_take_disjoint_shards(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _register(monkeypatch, "seeds")
+    assert check_run.run_checks(1.0, ["seeds"], jobs=1, part=(0, 2)) == 0
+    assert check_run.run_checks(1.0, ["seeds"], jobs=1, part=(1, 2)) == 1  # draws seed 5
+    assert check_run.run_checks(1.0, ["seeds"], jobs=2, part=(1, 2)) == 0
+    err = capsys.readouterr().err
+    assert "[seeds shard 3/4] seeds: drew [2, 6, 10, 14];" in err
+    assert "[seeds shard 4/4] seeds: drew [3, 7, 11, 15];" in err
+
+
+def test_the_example_database_replays_a_failure_first(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    def first_failure() -> str:
+        result = check_run.run_shard(lambda line: None, "large", TEST_CHECKS, 1.0, check.WHOLE)
+        assert not result.passed
+        return result.detail
+
+    monkeypatch.delenv(EXAMPLES_VARIABLE, raising=False)
+    assert first_failure() != "example 1"  # hypothesis's first example is 0
+    monkeypatch.setenv(EXAMPLES_VARIABLE, str(tmp_path / "examples"))
+    assert first_failure() != "example 1"
+    assert any((tmp_path / "examples").rglob("*"))  # saved, for every later run
+    assert first_failure() == "example 1"
 
 
 def test_check_jobs_from_the_command_line() -> None:
