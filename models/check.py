@@ -11,12 +11,17 @@ without z3 or the proofs, and found by its name, never its position.
 A check may take longer than its share when its fixed part (the proofs, the
 model checker's default bounds, a corpus replay) needs it; budgeted fuzzing
 (the stateful machines, ``conform``) fills the rest.
+
+A randomized check may also be *sharded* (its ``shard`` function): ``pgalloc
+check --jobs N`` then runs N shards of it in parallel, each with its share of
+the budget divided by N and its own :class:`Shard` (distinct seeds), and
+:func:`merge` makes their results one (see models/check_run.py).
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 Progress = Callable[[str], None]
@@ -36,11 +41,55 @@ class CheckResult:
 
 
 @dataclass(frozen=True, slots=True)
+class Shard:
+    """One of ``count`` parts of a randomized check; parts draw from disjoint seeds."""
+
+    index: int
+    """0 <= index < count; the whole check is ``Shard(0, 1)``."""
+    count: int
+
+    def seeds(self) -> Iterator[int]:
+        """This shard's seeds: index, index + count, index + 2 count... (O(1) each)."""
+        seed = self.index
+        while True:
+            yield seed
+            seed += self.count
+
+    def least(self, total: int) -> int:
+        """This shard's part of a minimum of ``total`` runs (the parts add up to it)."""
+        return total // self.count + (self.index < total % self.count)
+
+    def __str__(self) -> str:
+        return f"shard {self.index + 1}/{self.count}"
+
+
+WHOLE = Shard(0, 1)
+
+
+@dataclass(frozen=True, slots=True)
 class Check:
     name: str
     description: str
     run: Callable[[float, Progress], CheckResult]
     """Run within roughly ``budget`` seconds, reporting progress."""
+    shard: Callable[[float, Progress, Shard], CheckResult] | None = None
+    """For a randomized check, run one shard of it (``run`` is the whole ``WHOLE`` shard)."""
+
+
+def merge(name: str, shards: Sequence[tuple[Shard, CheckResult]]) -> CheckResult:
+    """The shards' results as one: passed if all passed; counts added; the slowest's time.
+
+    A failing shard's detail (its reproduction) is kept, headed by the shard.
+    """
+    failed = [(shard, result) for shard, result in shards if not result.passed]
+    return CheckResult(
+        name,
+        not failed,
+        sum(result.count for _, result in shards),
+        next((result.unit for _, result in shards if result.unit), ""),
+        max((result.seconds for _, result in shards), default=0.0),
+        "\n".join(f"{shard}:\n{result.detail}" for shard, result in failed),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,11 +128,15 @@ def entry(name: str) -> Entry:
     raise UnknownCheck(f"no check named {name} (there are: {names})")
 
 
-def find(name: str) -> Check:
-    """The check called ``name``, imported from its module now (O(checks in the module))."""
-    module = importlib.import_module(entry(name).module)
-    checks: list[Check] = module.CHECKS
+def find(name: str, module: str | None = None) -> Check:
+    """The check called ``name``, imported from ``module`` (default: its entry's) now.
+
+    O(checks in the module). A worker process is told the module, so a check
+    registered only in its parent (a test's) is found too.
+    """
+    module = module or entry(name).module
+    checks: list[Check] = importlib.import_module(module).CHECKS
     for check in checks:
         if check.name == name:
             return check
-    raise UnknownCheck(f"{entry(name).module}.CHECKS holds no check named {name}")
+    raise UnknownCheck(f"{module}.CHECKS holds no check named {name}")

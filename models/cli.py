@@ -19,15 +19,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeAlias
+from typing import TypeAlias
 
 from models.conformance.protocol import DEFAULT_MAX_FAILURES, DEFAULT_TIMEOUT
-
-if TYPE_CHECKING:
-    from models.check import CheckResult
 
 Subcommands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 Run = Callable[[argparse.Namespace], int]
@@ -62,6 +58,44 @@ def _positive_int(value: str) -> int:
     return number
 
 
+def _part(value: str) -> tuple[int, int]:
+    """An argparse type: ``K/M``, part K (from 1) of M."""
+    part, _, parts = value.partition("/")
+    try:
+        k, m = int(part), int(parts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not K/M: {value!r}") from None
+    if not 1 <= k <= m:
+        raise argparse.ArgumentTypeError(f"K/M needs 1 <= K <= M, not {value}")
+    return k - 1, m
+
+
+def _add_examples(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--examples",
+        type=Path,
+        metavar="FOLDER",
+        help="hypothesis's example database for the fuzzing (may be shared storage): "
+        "failures are saved there and replayed first by every later run",
+    )
+
+
+def _use_examples(args: argparse.Namespace) -> None:
+    """Name the example database in the environment, which the workers inherit."""
+    if args.examples is not None:
+        import os
+
+        from models.profiles import EXAMPLES_VARIABLE
+
+        os.environ[EXAMPLES_VARIABLE] = str(args.examples)
+
+
+def _cores() -> int:
+    from models.parallel import available_cores
+
+    return available_cores()
+
+
 # --- pgalloc check --------------------------------------------------------------------
 
 
@@ -83,6 +117,23 @@ def _add_check(commands: Subcommands) -> None:
         metavar="NAME",
         help="run only this check (repeatable)",
     )
+    check.add_argument(
+        "--jobs",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="processes to run checks and shards of the randomized ones in "
+        "(default: the cores available)",
+    )
+    check.add_argument(
+        "--shard",
+        type=_part,
+        default="1/1",
+        metavar="K/M",
+        help="this machine's part K of a campaign on M machines, each running the same "
+        "command with the same --jobs (default: %(default)s)",
+    )
+    _add_examples(check)
     check.add_argument("--list", action="store_true", help="list the checks and exit")
     check.set_defaults(run=_run_check)
 
@@ -101,59 +152,10 @@ def _run_check(args: argparse.Namespace) -> int:
     except check.UnknownCheck as unknown:
         print(f"pgalloc check: {unknown}", file=sys.stderr)
         return 2
-    return run_checks(args.budget, names)
+    from models.check_run import run_checks
 
-
-def _progress(started: float) -> Callable[[str], None]:
-    def report(line: str) -> None:
-        print(f"[{time.monotonic() - started:7.1f}s] {line}", file=sys.stderr, flush=True)
-
-    return report
-
-
-def _table(results: Sequence[CheckResult]) -> str:
-    rows = [("check", "result", "checked", "time")]
-    for result in results:
-        rows.append(
-            (
-                result.name,
-                "passed" if result.passed else "FAILED",
-                f"{result.count:,} {result.unit}",
-                f"{result.seconds:.1f}s",
-            )
-        )
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    lines = [
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
-        for row in rows
-    ]
-    lines.insert(1, "  ".join("-" * width for width in widths))
-    return "\n".join(lines)
-
-
-def run_checks(budget: float, names: Sequence[str]) -> int:
-    """Run the registered checks called ``names``, in order; print the table; an exit status."""
-    from models.check import CheckResult, entry, find
-
-    started = time.monotonic()
-    report = _progress(started)
-    results = []
-    for name in names:
-        try:
-            check = find(name)
-            report(f"{name}: {check.description}")
-            result = check.run(budget * entry(name).share, report)
-        except Exception as error:  # a crashing check is a failed check, not a crashed run
-            result = CheckResult(name, False, 0, "", time.monotonic() - started, repr(error))
-        report(f"{name}: {'passed' if result.passed else 'FAILED'}")
-        results.append(result)
-    print(_table(results))
-    failed = [result for result in results if not result.passed]
-    for result in failed:
-        print(f"\n{result.name} FAILED:\n{result.detail}")
-    elapsed = time.monotonic() - started
-    print(f"\n{len(results) - len(failed)} of {len(results)} checks passed in {elapsed:.1f}s")
-    return 1 if failed else 0
+    _use_examples(args)
+    return run_checks(args.budget, names, args.jobs or _cores(), args.shard)
 
 
 # --- pgalloc vectors generate | replay | coverage ---------------------------------------
@@ -293,6 +295,20 @@ def _add_conform(commands: Subcommands) -> None:
     conform.add_argument(
         "--save", type=Path, metavar="FILE", help="also write a divergence's trace here"
     )
+    conform.add_argument(
+        "--jobs",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="driver processes, each with a spec worker of its own (default: the cores available)",
+    )
+    conform.add_argument(
+        "--seed",
+        type=int,
+        metavar="N",
+        help="draw the sequences from this seed (default: a random one, printed)",
+    )
+    _add_examples(conform)
     _add_driver_options(conform, "requests timed out")
     conform.set_defaults(run=_run_conform)
 
@@ -300,8 +316,15 @@ def _add_conform(commands: Subcommands) -> None:
 def _run_conform(args: argparse.Namespace) -> int:
     from models.conformance import commands
 
+    _use_examples(args)
     return commands.conform(
-        args.driver, args.budget, args.timeout, args.save, max_failures=args.max_failures
+        args.driver,
+        args.budget,
+        args.timeout,
+        args.save,
+        max_failures=args.max_failures,
+        jobs=args.jobs or _cores(),
+        seed=args.seed,
     )
 
 

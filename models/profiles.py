@@ -7,7 +7,9 @@
 ``PGALLOC_PROFILE`` selects one; otherwise ``ci`` when the ``CI`` variable is
 set (hypothesis itself would load its own ``ci`` profile then), else ``dev``.
 Fuzzing under a time budget (``pgalloc check --budget``) is always
-randomized, whatever the profile: see :func:`fuzzing_settings`.
+randomized, whatever the profile: see :func:`fuzzing_settings`; it keeps
+its failures in the example database named by ``PGALLOC_EXAMPLES`` (a
+folder, perhaps shared by many machines), if set, and replays them first.
 """
 
 from __future__ import annotations
@@ -15,8 +17,11 @@ from __future__ import annotations
 import os
 
 from hypothesis import HealthCheck, Phase, settings
+from hypothesis.database import DirectoryBasedExampleDatabase
 
 PROFILE_VARIABLE = "PGALLOC_PROFILE"
+EXAMPLES_VARIABLE = "PGALLOC_EXAMPLES"
+"""A folder: budgeted fuzzing's example database (``--examples`` sets it for the workers)."""
 
 _QUIET_HEALTH = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
 
@@ -56,16 +61,22 @@ def load_selected_profile() -> str:
 
 
 def fuzzing_settings(max_examples: int = 1_000_000) -> settings:
-    """Randomized settings for budgeted fuzzing: never derandomized, no example database.
+    """Randomized settings for budgeted fuzzing: never derandomized.
 
+    With ``PGALLOC_EXAMPLES`` set, failures are saved in that folder and
+    replayed first (hypothesis's ``DirectoryBasedExampleDatabase``, safe to
+    share between processes and machines); otherwise no database is used.
     One failure is reported (the first found, shrunk), with its reproducing program.
     """
+    folder = os.environ.get(EXAMPLES_VARIABLE)
+    database = DirectoryBasedExampleDatabase(folder) if folder else None
+    reuse = [Phase.reuse] if database is not None else []
     return settings(
         max_examples=max_examples,
         derandomize=False,
-        database=None,
+        database=database,
         deadline=None,
-        phases=[Phase.generate, Phase.shrink],
+        phases=[*reuse, Phase.generate, Phase.shrink],
         report_multiple_bugs=False,
         suppress_health_check=_QUIET_HEALTH,
     )

@@ -13,7 +13,7 @@ import itertools
 import random
 import time
 
-from models.check import Check, CheckResult, Progress
+from models.check import WHOLE, Check, CheckResult, Progress, Shard
 from models.seed_loop import seed_find_available_range
 from models.workload import WorkloadFailure, run_workload
 from spec.rangemap import RangeMap
@@ -32,20 +32,21 @@ MIN_WORKLOADS = 10
 MIN_SAMPLES = 20_000
 
 
-def run_spec_workload(budget: float, progress: Progress) -> CheckResult:
+def run_spec_workload(budget: float, progress: Progress, shard: Shard = WHOLE) -> CheckResult:
+    """Workloads of seeds 0, 1, 2... (a shard: its own seeds), at least MIN_WORKLOADS in all."""
     started = time.monotonic()
-    seed = 0
     steps = 0
-    while seed < MIN_WORKLOADS or time.monotonic() - started < budget:
+    for done, seed in enumerate(shard.seeds()):
+        if done >= shard.least(MIN_WORKLOADS) and time.monotonic() - started >= budget:
+            break
+        if done and done % 10 == 0:
+            progress(f"spec-workload: {done} workloads, {steps} steps")
         try:
             steps += run_workload(seed, WORKLOAD_STEPS).steps
         except WorkloadFailure as failure:
             return CheckResult(
                 "spec-workload", False, steps, "steps", time.monotonic() - started, str(failure)
             )
-        seed += 1
-        if seed % 10 == 0:
-            progress(f"spec-workload: {seed} workloads, {steps} steps")
     return CheckResult("spec-workload", True, steps, "steps", time.monotonic() - started)
 
 
@@ -116,25 +117,28 @@ def _rangemap_agrees(rnd: random.Random) -> str | None:
     return None
 
 
-def run_spec_self_check(budget: float, progress: Progress) -> CheckResult:
+def run_spec_self_check(budget: float, progress: Progress, shard: Shard = WHOLE) -> CheckResult:
+    """Samples drawn from ``random.Random(shard.index)``, at least MIN_SAMPLES in all."""
     started = time.monotonic()
-    rnd = random.Random(0)
+    rnd = random.Random(shard.index)
     samples = 0
-    while samples < MIN_SAMPLES or time.monotonic() - started < budget:
+    while samples < shard.least(MIN_SAMPLES) or time.monotonic() - started < budget:
         allocated, file_size, length, alignment = random_search_input(rnd)
         declared = find_available_range(allocated, file_size, length, alignment)
         looped = seed_find_available_range(allocated, file_size, length, alignment)
         if declared != looped:
             detail = (
-                f"find_available_range({allocated}, {file_size:#x}, {length:#x}, {alignment:#x}) "
+                f"(random.Random({shard.index})) find_available_range({allocated}, "
+                f"{file_size:#x}, {length:#x}, {alignment:#x}) "
                 f"is {declared} but the seed's loop gives {looped}"
             )
             return CheckResult(
                 "spec-self-check", False, samples, "samples", time.monotonic() - started, detail
             )
         if problem := _rangemap_agrees(rnd):
+            detail = f"(random.Random({shard.index}), sample {samples}) {problem}"
             return CheckResult(
-                "spec-self-check", False, samples, "samples", time.monotonic() - started, problem
+                "spec-self-check", False, samples, "samples", time.monotonic() - started, detail
             )
         samples += 1
         if samples % 20_000 == 0:
@@ -147,10 +151,12 @@ CHECKS = [
         "spec-self-check",
         "find_available_range equals the seed's loop; RangeMap equals a per-offset model",
         run_spec_self_check,
+        run_spec_self_check,
     ),
     Check(
         "spec-workload",
         "random workloads through the spec keep every invariant; bad input changes nothing",
+        run_spec_workload,
         run_spec_workload,
     ),
 ]

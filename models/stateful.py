@@ -385,7 +385,12 @@ def run_machine(machine: type[RuleBasedStateMachine], how: settings) -> None:
 def run_for(
     budget: float, progress: Progress, machine: type[DifferentialMachine] = DifferentialMachine
 ) -> CheckResult:
-    """Fuzz ``machine`` with randomized settings for about ``budget`` seconds."""
+    """Fuzz ``machine`` with randomized settings for about ``budget`` seconds.
+
+    Shards need no seed of their own: each runs in its own spawned process, whose
+    hypothesis draws from fresh entropy; a failure is reported with hypothesis's
+    reproducing program.
+    """
     started = time.monotonic()
     before = machine.examples
     # Injected punch failures make the reclaimer log a warning each time, as the seed does.
@@ -420,5 +425,6 @@ CHECKS = [
         "stateful",
         "spec and impl driven with the same random calls agree on every result and observation",
         run_for,
+        lambda budget, progress, _: run_for(budget, progress),
     )
 ]

@@ -114,19 +114,32 @@ def conform(
     save: Path | None,
     *,
     max_failures: int | None = None,
+    jobs: int = 1,
+    seed: int | None = None,
 ) -> int:
+    """Run conform with ``jobs`` drivers, seeds ``seed``... (default: random, printed)."""
+    import random
+
     from models.conformance.conform import NothingToDraw, run_conform
+    from models.conformance.conform_jobs import run_conform_jobs
     from models.conformance.vector import dumps
 
+    if seed is None:
+        seed = random.SystemRandom().randrange(2**32)
+    _err(f"conform: {jobs} driver(s), seed {seed} (--seed {seed} draws the same sequences)")
     try:
-        with SubprocessDriver(driver, timeout=timeout) as session:
-            result = run_conform(session, budget, _err, max_failures=max_failures)
+        if jobs == 1:
+            with SubprocessDriver(driver, timeout=timeout) as session:
+                result = run_conform(session, budget, _err, max_failures=max_failures, seed=seed)
+        else:
+            result = run_conform_jobs(driver, jobs, budget, timeout, max_failures, seed, _err)
     except (DriverFailure, NothingToDraw) as failure:
         _err(f"pgalloc conform: {failure}")
         return 2
     ended = ", ".join(f"{n} {why}" for why, n in sorted(result.ended.items()))
     _err(
-        f"conform: {result.examples} sequences, {result.steps} steps in {result.seconds:.1f}s"
+        f"conform: {result.examples} sequences, {result.steps} steps in {result.seconds:.1f}s "
+        f"({result.steps / max(result.seconds, 1e-9):,.0f} steps/s)"
         + (f" ({ended} ended early, as allowed)" if ended else "")
     )
     if result.stopped:

@@ -23,6 +23,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
 from hypothesis import Verbosity, given, settings
+from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 
 from models.conformance.actions import RandomAction, action_table, random_options, random_step
@@ -163,6 +164,9 @@ def run_conform(
     max_steps: int = MAX_STEPS,
     shrink_budget: float | None = None,
     max_failures: int | None = None,
+    seed: int | None = None,
+    stop: Callable[[], bool] = lambda: False,
+    on_divergence: Callable[[], None] = lambda: None,
 ) -> ConformResult:
     """Run randomized sequences through ``driver`` for about ``budget`` seconds.
 
@@ -171,6 +175,12 @@ def run_conform(
     the time spent minimizing a divergence; after ``max_failures``
     requests timed out (a hung driver) nothing more is sent and the
     smallest divergence so far is reported.
+
+    ``seed`` (default: hypothesis's own randomness) fixes the sequences drawn:
+    batch k runs with hypothesis seed ``seed`` + k * 2**32, so parallel runs
+    given distinct seeds below 2**32 never draw alike. Generation also ends
+    once ``stop()`` is true (checked between batches); ``on_divergence`` is
+    called when the first divergence is found, before it is shrunk.
     """
     supported = frozenset(features if features is not None else driver.features)
     supported &= frozenset(FEATURES)
@@ -218,6 +228,7 @@ def run_conform(
             result.ended[str(ended)] = result.ended.get(str(ended), 0) + 1
         except Divergence as divergence:
             if shrink_deadline is None:
+                on_divergence()
                 shrink_deadline = time.monotonic() + (
                     shrink_budget if shrink_budget is not None else max(budget, 30.0)
                 )
@@ -228,8 +239,11 @@ def run_conform(
             result.steps += len(recorder.steps)
 
     quiet = settings(parent=fuzzing_settings(max_examples=BATCH), verbosity=Verbosity.quiet)
-    run = quiet(given(st.data())(example))
-    while best is None and not timeouts.exceeded and time.monotonic() < deadline:
+    test = quiet(given(st.data())(example))
+    batch = 0
+    while best is None and not timeouts.exceeded and time.monotonic() < deadline and not stop():
+        run = test if seed is None else hypothesis_seed(seed + batch * 2**32)(test)
+        batch += 1
         try:
             run()
         except Exception:  # hypothesis re-raises the divergence, or Flaky if it shrank past

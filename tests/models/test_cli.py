@@ -97,6 +97,8 @@ def test_the_heavy_check_is_noticed() -> None:
         (["vectors"], "choose generate, replay, coverage or mutation"),
         (["conform", "--driver", "x", "--timeout", "0"], "--timeout: must be positive, not 0"),
         (["check", "--budget", "-1"], "--budget: must be positive, not -1"),
+        (["check", "--shard", "3/2"], "--shard: K/M needs 1 <= K <= M, not 3/2"),
+        (["check", "--jobs", "0"], "--jobs: must be at least 1, not 0"),
         (["vectors", "replay", "--driver", "x", "--max-failures", "0"], "must be at least 1"),
     ],
 )
