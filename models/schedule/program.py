@@ -15,28 +15,15 @@ Every call is recorded for the linearizability search.
 
 from __future__ import annotations
 
-import enum
 import os
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from impl import MemoryFile
+from models.explore.program import Part as Part  # noqa: PLC0414 (the checker's, re-exported)
 from models.linearizability.history import Recorder
 from spec.vocabulary import PAGE_SIZE, WRITE, EvictableRange, FileRange, MemoryKind
-
-
-class Part(enum.Enum):
-    ALL = "all"
-    FIRST = "first page"
-    LAST = "last page"
-
-    def of(self, fr: FileRange) -> FileRange:
-        if self is Part.FIRST:
-            return FileRange(fr.start, fr.start + PAGE_SIZE)
-        if self is Part.LAST:
-            return FileRange(fr.end - PAGE_SIZE, fr.end)
-        return fr
 
 
 @dataclass(frozen=True, slots=True)
