@@ -428,20 +428,23 @@ def _band(
         parts.append(_segment(s, x(s.start), width(s.start, s.end), top))
     y = top + ROW + 4
     parts.append(name(y + 11, "reclaim"))
-    for start, end in obs.reclaim:
-        tip = _title(f"awaiting reclaim: {_span(start, end)}")
-        parts.append(
-            _tag(
-                "rect",
-                tip,
-                x=x(start),
-                y=y,
-                width=width(start, end),
-                height=THIN,
-                cls="reclaim",
-                data_range=f"{start}-{end}",
-            )
+
+    def thin(start: int, end: int, y: int, tip: str, cls: str, **more: object) -> str:
+        """A range in a thin row (the reclaim set's, or a user's evictable ranges)."""
+        return _tag(
+            "rect",
+            _title(tip),
+            x=x(start),
+            y=y,
+            width=width(start, end),
+            height=THIN,
+            cls=cls,
+            data_range=f"{start}-{end}",
+            **more,
         )
+
+    for start, end in obs.reclaim:
+        parts.append(thin(start, end, y, f"awaiting reclaim: {_span(start, end)}", "reclaim"))
     for user in obs.evictable:
         y += THIN + 4
         evicting = " evicting" if user.evicting else ""
@@ -455,20 +458,8 @@ def _band(
             )
         )
         for start, end in user.ranges:
-            tip = _title(f"{user.name}: {_span(start, end)}")
-            parts.append(
-                _tag(
-                    "rect",
-                    tip,
-                    x=x(start),
-                    y=y,
-                    width=width(start, end),
-                    height=THIN,
-                    cls=f"evictable{evicting}",
-                    data_range=f"{start}-{end}",
-                    data_user=user.name,
-                )
-            )
+            tip = f"{user.name}: {_span(start, end)}"
+            parts.append(thin(start, end, y, tip, f"evictable{evicting}", data_user=user.name))
     for boundary in scale.chunks:
         parts.append(
             _tag("line", x1=x(boundary), x2=x(boundary), y1=top - 4, y2=bottom, cls="chunk")
