@@ -9,11 +9,15 @@ Read in this order: :mod:`impl.kernel` (the one seam to the OS),
 spec's seams), :mod:`impl.memory_file` (the allocator's client methods),
 :mod:`impl.pressure` (memory-cgroup notifications).
 
+The same source runs compiled by mypyc or as pure Python: :func:`build`
+says which (:mod:`impl._build` chooses).
+
 ``impl`` imports only the specification's vocabulary (``spec.vocabulary``,
 ``spec.errors``, ``spec.arguments``), never its state machine
 (``tests/test_layering.py``).
 """
 
+from impl import _build  # first: importing it chooses the build the imports below load
 from impl.accounting import MEMORY_ACCOUNTING, MemoryAccounting
 from impl.kernel import Kernel
 from impl.memory_file import MemoryFile
@@ -27,6 +31,16 @@ from impl.pressure import (
     current_memcg_pressure,
 )
 
+
+def build() -> str:
+    """The build of impl loaded: ``compiled (mypyc ..., N modules)`` or ``pure Python (why)``.
+
+    The modules compiled at install (setup.py) load unless ``PGALLOC_PURE=1`` is
+    set or their source changed since (then the ``.py`` files load, with a warning).
+    """
+    return _build.describe()
+
+
 __all__ = [
     "MEMORY_ACCOUNTING",
     "AnyPressure",
@@ -38,5 +52,6 @@ __all__ = [
     "PressureSource",
     "PressureUnavailable",
     "PsiTrigger",
+    "build",
     "current_memcg_pressure",
 ]

@@ -118,13 +118,9 @@ def fill(views: list[memoryview], length: int, reader: Reader) -> tuple[int, Bas
         # A window straddling two chunks is read into a scratch buffer, then copied.
         scratch = None if offset + want <= len(view) else bytearray(want)
         target = view[offset : offset + want] if scratch is None else memoryview(scratch)
-        try:
-            n = read_count(reader.readinto(target), want)
-        except Exception as raised:  # the reader's error is part of the result
-            error = raised
+        n, error = _read_once(reader, target, want)
+        if error is not None:
             break
-        finally:
-            target.release()  # the error's traceback must not pin the mapping
         if not n:
             error = EOFError(f"reader ended after {done} of {length} bytes")
             break
@@ -139,3 +135,17 @@ def fill(views: list[memoryview], length: int, reader: Reader) -> tuple[int, Bas
                 index, offset = index + 1, 0
         done += n
     return done, error
+
+
+def _read_once(reader: Reader, target: memoryview, want: int) -> tuple[int, BaseException | None]:
+    """One ``readinto`` of at most ``want`` bytes into ``target``: the count, or the error.
+
+    A function of its own so that ``fill``'s loop breaks outside any ``try``
+    (mypyc compiles no ``break`` inside ``try``/``finally``).
+    """
+    try:
+        return read_count(reader.readinto(target), want), None
+    except Exception as raised:  # the reader's error is part of the result
+        return 0, raised
+    finally:
+        target.release()  # the error's traceback must not pin the mapping

@@ -16,6 +16,8 @@ import threading
 from collections.abc import Hashable
 from typing import Protocol
 
+from mypy_extensions import mypyc_attr
+
 from impl.evictables import Evictable
 from impl.runtime import Runtime
 from impl.state import FileState
@@ -40,6 +42,7 @@ class EvictorSteps(Protocol):
         """Under the lock: this eviction thread has ended."""
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # tests plant broken evictors as subclasses
 class Evictor:
     """The eviction work on ``state``: starting evictions, and the :class:`EvictorSteps`."""
 

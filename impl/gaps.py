@@ -66,8 +66,6 @@ class GapSet(Leaves):
         self._sizes: list[list[int]] = []
         self._bounds: list[int] = []
         super().__init__(load, (self._ends, self._sizes), (self._bounds,))
-        self._index: list[int] | None = None
-        """The max tree over ``_bounds`` (see the module docstring)."""
         self._cap = 0
         self._found = (0, 0)
         """Where find_available_range last found room: take() tries it before bisecting."""

@@ -48,8 +48,8 @@ class Leaves:
         self._summaries = (self._lasts, *summaries)
         self._per_leaf = (*columns, *self._summaries)
         """Every list with one entry per leaf."""
-        self._index: Any = None
-        """The subclass's structure over the leaves, or None (rebuilt on demand)."""
+        self._index: list[int] | None = None
+        """The subclass's tree over the leaves (GapSet's max tree), or None: rebuilt on demand."""
 
     # --- hooks: a subclass keeps its per-leaf summaries in step -------------------------
 

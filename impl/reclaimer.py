@@ -23,6 +23,8 @@ from __future__ import annotations
 import logging
 from typing import Literal, Protocol
 
+from mypy_extensions import mypyc_attr
+
 from impl.eviction import Evictor
 from impl.runtime import Runtime
 from impl.state import FileState
@@ -66,6 +68,7 @@ class ReclaimerSteps(Protocol):
         """Under the lock: runReclaim's end: close the file, unmap every chunk (once)."""
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # tests plant broken reclaimers as subclasses
 class Reclaimer:
     """The reclaimer's work on ``state``: its :class:`ReclaimerSteps`, and their locked parts.
 

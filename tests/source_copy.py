@@ -19,7 +19,9 @@ def copy_source(target: Path, packages: tuple[str, ...] = PACKAGES) -> Path:
     """Copy ``packages`` (without caches) into ``target``; returns ``target``."""
     for package in packages:
         shutil.copytree(
-            ROOT / package, target / package, ignore=shutil.ignore_patterns("__pycache__")
+            ROOT / package,
+            target / package,
+            ignore=shutil.ignore_patterns("__pycache__", "*.so", "_compiled.json"),
         )
     return target
 

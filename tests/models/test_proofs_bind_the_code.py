@@ -44,7 +44,9 @@ def _mutated_copy(tmp_path: Path, old: str, new: str) -> Path:
     copy = tmp_path / "src"
     for package in ("spec", "models"):
         shutil.copytree(
-            ROOT / package, copy / package, ignore=shutil.ignore_patterns("__pycache__")
+            ROOT / package,
+            copy / package,
+            ignore=shutil.ignore_patterns("__pycache__", "*.so", "_compiled.json"),
         )
     source = copy / "spec" / "ranges.py"
     text = source.read_text()

@@ -1,0 +1,121 @@
+"""Which build of ``impl`` runs: the mypyc-compiled modules, or the pure-Python source.
+
+Both come from the same ``.py`` files (setup.py compiles them at install when it
+can; docs/performance.md, "Two builds"). Python itself prefers a compiled
+module over its ``.py``; :func:`choose` installs :class:`PureFinder` instead,
+so that the ``.py`` files load, when
+
+* ``PGALLOC_PURE=1`` is set (the switch), or
+* a compiled module's source changed since it was compiled (an edit in an
+  editable install: running the stale compiled code would be wrong, so the
+  edit runs, with a warning saying how to rebuild).
+
+This module stays interpreted and imports nothing of ``impl``: ``impl/__init__``
+imports it first, and its import makes the choice. :func:`describe` reports
+what actually loaded (``impl.build()``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.abc
+import importlib.machinery
+import importlib.util
+import json
+import os
+import sys
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from types import ModuleType
+
+PURE_VARIABLE = "PGALLOC_PURE"
+HERE = Path(__file__).resolve().parent
+MANIFEST = HERE / "_compiled.json"
+"""Written by setup.py's build: ``{"mypy": version, "modules": {name: source sha256}}``."""
+
+
+class PureFinder(importlib.abc.MetaPathFinder):
+    """Finds ``impl``'s submodules as their ``.py`` source, even beside a compiled one."""
+
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        package, _, name = fullname.rpartition(".")
+        source = HERE / f"{name}.py"
+        if package != "impl" or not source.is_file():
+            return None
+        return importlib.util.spec_from_file_location(fullname, source)
+
+
+def compiled_modules() -> dict[str, str]:
+    """The manifest's modules and their source hashes; empty if nothing was compiled."""
+    try:
+        modules: dict[str, str] = json.loads(MANIFEST.read_text())["modules"]
+    except (OSError, ValueError, KeyError):
+        return {}
+    return modules
+
+
+def _changed(modules: dict[str, str]) -> list[str]:
+    """The compiled modules whose ``.py`` no longer has the hash it was compiled from."""
+    changed = []
+    for name, digest in modules.items():
+        source = HERE / f"{name.rpartition('.')[2]}.py"
+        try:
+            now = hashlib.sha256(source.read_bytes()).hexdigest()
+        except OSError:
+            now = ""
+        if now != digest:
+            changed.append(name)
+    return changed
+
+
+def choose() -> str | None:
+    """Install :class:`PureFinder` if the pure build must run; the reason, or None."""
+    modules = compiled_modules()
+    if os.environ.get(PURE_VARIABLE) == "1":
+        reason = f"{PURE_VARIABLE}=1"
+    elif changed := _changed(modules):
+        reason = f"{', '.join(changed)} changed since compiled"
+        warnings.warn(
+            f"pgalloc: {reason}: running the pure-Python impl "
+            "(rebuild the compiled one with `pip install -e .`)",
+            stacklevel=3,
+        )
+    else:
+        return None
+    if not any(isinstance(finder, PureFinder) for finder in sys.meta_path):
+        sys.meta_path.insert(0, PureFinder())
+    return reason
+
+
+def describe() -> str:
+    """The build that is loaded, from the modules themselves: one line for humans.
+
+    ``compiled (mypyc 2.4.1, 12 modules)``, or ``pure Python (why)``. A mix
+    (some compiled, some not) is said as such: it is a broken install.
+    """
+    modules = compiled_modules()
+    loaded = [sys.modules.get(name) for name in modules]
+    native = sum(1 for module in loaded if module is not None and is_compiled(module))
+    if modules and native == len(modules):
+        try:
+            mypy = json.loads(MANIFEST.read_text())["mypy"]
+        except (OSError, ValueError, KeyError):
+            mypy = "?"
+        return f"compiled (mypyc {mypy}, {native} modules)"
+    if native:
+        return f"MIXED: {native} of {len(modules)} modules compiled (reinstall pgalloc)"
+    return f"pure Python ({REASON or 'not compiled at install'})"
+
+
+def is_compiled(module: ModuleType) -> bool:
+    """Whether ``module`` was loaded from a compiled extension."""
+    return str(getattr(module, "__file__", "")).endswith(
+        tuple(importlib.machinery.EXTENSION_SUFFIXES)
+    )
+
+
+REASON = choose()
+"""Why the pure build runs, or None: chosen once, when ``impl`` is first imported."""
