@@ -35,11 +35,13 @@ COMPILED = (
     "impl/usage.py",
     "impl/eviction.py",
     "impl/reclaimer.py",
-    "impl/memory_file.py",
 )
 """The modules compiled: the range sets, the state, accounting, the reclaimer and eviction
-steps and the client methods. ``kernel``, ``runtime`` and ``pressure`` stay interpreted:
-they are the seams tests and the scheduler replace, and their cost is the kernel's."""
+steps. Interpreted stay ``kernel``, ``runtime`` and ``pressure``, the seams tests and the
+scheduler replace (their cost is the kernel's), and ``memory_file``, whose public methods
+take the caller's arguments: compiled, mypyc would convert each at the call, before the
+file checks it, taking ``True`` as 1 and refusing a str with its own TypeError, where the
+file must raise the spec's InvalidArgument and change nothing (tests/impl/test_bad_input.py)."""
 
 GROUP = "pgalloc_impl"
 """mypyc's shared library for the group is the top-level module ``pgalloc_impl__mypyc``."""
@@ -78,7 +80,8 @@ class BuildWithManifest(build_ext):
             return
         outputs = [Path(self.get_ext_fullpath(ext.name)) for ext in self.extensions]
         manifest = Path(self.get_ext_fullpath("impl.leaves")).parent / "_compiled.json"
-        for stale in [*outputs, manifest]:  # a failed compile must not leave an old one
+        leftovers = [*manifest.parent.glob("*.so"), *manifest.parent.parent.glob(f"{GROUP}_*.so")]
+        for stale in [*leftovers, manifest]:  # a failed compile must not leave an old one
             stale.unlink(missing_ok=True)
         super().run()
         missing = [path.name for path in outputs if not path.exists()]

@@ -319,6 +319,8 @@ def run(quick: bool) -> list[Figure]:
 if __name__ == "__main__":
     import sys
 
+    import impl
     from bench.harness import table
 
-    print(table(run(quick="--quick" in sys.argv)))
+    build = "compiled" if impl.compiled() else "pure"
+    print(table([(build, f) for f in run(quick="--quick" in sys.argv)]))

@@ -23,6 +23,8 @@ from models.conformance.vector import Step, Vector
 from models.picture import page
 from models.picture.trace import from_vector
 
+BUILDS = ("any",)
+"""Draws the spec's run: impl's build plays no part."""
 TARGET_SECONDS = 1.0
 OPTIONS = {"delayed_eviction": "Manual", "use_host_memcg_pressure": False, "manual_zeroing": False}
 KINDS = ("Anonymous", "PageCache", "Tmpfs", "System")

@@ -25,6 +25,8 @@ from pathlib import Path
 from bench.harness import Figure, at_most
 
 ROOT = Path(__file__).resolve().parent.parent
+BUILDS = ("pure",)
+"""The tree before is measured as pure Python: so is this one, to compare like with like."""
 BEFORE = "6e4a281"
 """main when the controlled scheduler's work began (issue 13)."""
 

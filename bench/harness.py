@@ -6,7 +6,7 @@ punch-hole, a raw mincore...), so that machine noise cancels as far as it can,
 and against the target the issues set.
 
 A benchmark module ``bench/bench_*.py`` exposes ``run(quick: bool) -> list[Figure]``;
-``python -m bench`` runs them all and prints one table.
+``python -m bench`` runs them all, under each build of impl, and prints one table.
 """
 
 from __future__ import annotations
@@ -65,12 +65,14 @@ def at_least(
     )
 
 
-def table(figures: list[Figure]) -> str:
-    rows = [("figure", "value", "baseline", "ratio", "target", "")]
-    for f in figures:
-        rows.append(
+def table(rows: list[tuple[str, Figure]]) -> str:
+    """The figures as a text table, each with the build of impl it was measured on."""
+    cells = [("figure", "impl", "value", "baseline", "ratio", "target", "")]
+    for build, f in rows:
+        cells.append(
             (
                 f.name,
+                "-" if build == "any" else build,
                 f"{f.value:.4g} {f.unit}",
                 f"{f.baseline_name} = {f.baseline_value:.4g} {f.unit}",
                 f"{f.ratio:.2f}x",
@@ -78,9 +80,9 @@ def table(figures: list[Figure]) -> str:
                 "met" if f.met else "MISSED",
             )
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(cells[0]))]
     lines = [
-        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells
     ]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)

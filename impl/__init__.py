@@ -41,6 +41,11 @@ def build() -> str:
     return _build.describe()
 
 
+def compiled() -> bool:
+    """Whether every module compiled at install is loaded compiled (see :func:`build`)."""
+    return _build.describe().startswith("compiled")
+
+
 __all__ = [
     "MEMORY_ACCOUNTING",
     "AnyPressure",
@@ -53,5 +58,6 @@ __all__ = [
     "PressureUnavailable",
     "PsiTrigger",
     "build",
+    "compiled",
     "current_memcg_pressure",
 ]

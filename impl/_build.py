@@ -2,8 +2,8 @@
 
 Both come from the same ``.py`` files (setup.py compiles them at install when it
 can; docs/performance.md, "Two builds"). Python itself prefers a compiled
-module over its ``.py``; :func:`choose` installs :class:`PureFinder` instead,
-so that the ``.py`` files load, when
+module over its ``.py``; :func:`choose` installs :class:`PureFinder`, which
+lets only the modules the manifest lists load compiled, and none of them when
 
 * ``PGALLOC_PURE=1`` is set (the switch), or
 * a compiled module's source changed since it was compiled (an edit in an
@@ -36,14 +36,22 @@ MANIFEST = HERE / "_compiled.json"
 
 
 class PureFinder(importlib.abc.MetaPathFinder):
-    """Finds ``impl``'s submodules as their ``.py`` source, even beside a compiled one."""
+    """Finds ``impl``'s submodules as their ``.py`` source, but for those in ``compiled``.
+
+    A compiled module is left to Python's own finders, which prefer its
+    extension; every other one loads from source, even beside an extension
+    (one left over from an earlier build, or one the switch turned off).
+    """
+
+    def __init__(self, compiled: frozenset[str]) -> None:
+        self.compiled = compiled
 
     def find_spec(
         self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
     ) -> importlib.machinery.ModuleSpec | None:
         package, _, name = fullname.rpartition(".")
         source = HERE / f"{name}.py"
-        if package != "impl" or not source.is_file():
+        if package != "impl" or fullname in self.compiled or not source.is_file():
             return None
         return importlib.util.spec_from_file_location(fullname, source)
 
@@ -72,10 +80,11 @@ def _changed(modules: dict[str, str]) -> list[str]:
 
 
 def choose() -> str | None:
-    """Install :class:`PureFinder` if the pure build must run; the reason, or None."""
+    """Install the :class:`PureFinder` this process needs; why it runs pure, or None."""
     modules = compiled_modules()
+    trusted: frozenset[str] = frozenset()
     if os.environ.get(PURE_VARIABLE) == "1":
-        reason = f"{PURE_VARIABLE}=1"
+        reason: str | None = f"{PURE_VARIABLE}=1"
     elif changed := _changed(modules):
         reason = f"{', '.join(changed)} changed since compiled"
         warnings.warn(
@@ -84,9 +93,9 @@ def choose() -> str | None:
             stacklevel=3,
         )
     else:
-        return None
-    if not any(isinstance(finder, PureFinder) for finder in sys.meta_path):
-        sys.meta_path.insert(0, PureFinder())
+        reason, trusted = None, frozenset(modules)
+    sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, PureFinder)]
+    sys.meta_path.insert(0, PureFinder(trusted))
     return reason
 
 

@@ -35,8 +35,6 @@ import time
 from collections.abc import Callable, Hashable
 from typing import ClassVar
 
-from mypy_extensions import mypyc_attr
-
 from impl import eviction, reclaimer, usage
 from impl.accounting import MEMORY_ACCOUNTING, MemoryAccounting
 from impl.books import FRESH, SYSTEM, Usage, add_ref, drop_ref
@@ -111,9 +109,6 @@ def _page_range(fr: object) -> FileRange:
     return check_page_range(fr)
 
 
-@mypyc_attr(
-    allow_interpreted_subclasses=True
-)  # tests and checkers plant broken variants as subclasses
 class MemoryFile:
     """gVisor's ``pgalloc.MemoryFile`` over a real memfd; see the module docstring.
 

@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 
+import impl
 from models.check import WHOLE, CheckResult, Shard, entry, find, merge
 from models.parallel import Job, Progress, run_jobs
 
@@ -125,6 +126,7 @@ def run_checks(
     machine, machines = part
     campaign = f", part {machine + 1} of {machines}" if machines > 1 else ""
     report(f"pgalloc check: {len(names)} checks, budget {budget:g}s, {jobs} jobs{campaign}")
+    report(f"impl: {impl.build()}")
     if jobs == 1:
         results = _in_order(names, budget, part, report)
     else:
@@ -134,5 +136,8 @@ def run_checks(
     for result in failed:
         print(f"\n{result.name} FAILED:\n{result.detail}")
     elapsed = time.monotonic() - started
-    print(f"\n{len(results) - len(failed)} of {len(results)} checks passed in {elapsed:.1f}s")
+    print(
+        f"\n{len(results) - len(failed)} of {len(results)} checks passed in {elapsed:.1f}s "
+        f"(impl: {impl.build()})"
+    )
     return 1 if failed else 0

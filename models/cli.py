@@ -392,11 +392,28 @@ def _usage(parser: argparse.ArgumentParser, message: str) -> int:
     parser.error(message)  # exits with status 2
 
 
+class _Version(argparse.Action):
+    """``--version``: the package's version and the build of impl it loads (imported then)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str) -> None:
+        super().__init__(
+            option_strings, dest, nargs=0, help="print the version and impl's build, then exit"
+        )
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
+        from importlib.metadata import version
+
+        import impl
+
+        parser.exit(message=f"pgalloc {version('pgalloc')}; impl: {impl.build()}\n")
+
+
 def parser() -> argparse.ArgumentParser:
     """The ``pgalloc`` argument parser (building it imports nothing but argparse)."""
     root = argparse.ArgumentParser(
         prog="pgalloc", description="A model-checked reference of gVisor's page allocator."
     )
+    root.add_argument("--version", action=_Version)
     commands = root.add_subparsers(dest="command", metavar="COMMAND")
     for add in SUBCOMMANDS:
         add(commands)

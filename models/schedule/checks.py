@@ -12,7 +12,12 @@ to the fewest preemptions and printed as a replayable trace):
    reclaim and reuse needs 3 preemptions, beyond this bound);
 2. :data:`SHARED` — two clients sharing references, preempted also at every
    line of impl run without the lock (``fine``): a change made without the
-   lock shows as a torn state or a lost count;
+   lock shows as a torn state or a lost count. Lines exist only in the pure
+   build: when impl runs compiled, this part runs in a child process with
+   ``PGALLOC_PURE=1`` (:mod:`models.schedule.pure_child`). The compiled code
+   switches threads only where the pure code can (at its calls into the
+   interpreter, the locks among them), so the pure build's interleavings
+   include the compiled build's;
 3. random programs of 2-3 clients (allocate, write, inc_ref, dec_ref,
    decommit, mark_evictable, update_usage) under random and PCT schedules,
    in each eviction mode (so eviction threads run too), for the rest of the
@@ -24,6 +29,7 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 
+import impl
 from models.check import Check, CheckResult, Progress
 from models.schedule.program import (
     Alloc,
@@ -36,7 +42,9 @@ from models.schedule.program import (
     Write,
     random_program,
 )
+from models.schedule.pure_child import run_shared_in_pure_child
 from models.schedule.run import Setup
+from models.schedule.scheduler import FineModeNeedsPure
 from models.schedule.search import Searched, exhaustive, explain, sample, shrink
 from spec.vocabulary import DelayedEviction
 
@@ -74,10 +82,7 @@ def run_schedules(budget: float, progress: Progress, setup: Setup = Setup()) -> 
     runs = 0
 
     def failed(found: Searched, where_setup: Setup) -> CheckResult:
-        assert found.failure is not None
-        progress(f"schedules: {found.failure.program.name} failed; shrinking")
-        small = shrink(found.failure, where_setup, deadline=time.monotonic() + SHRINK_SECONDS)
-        detail = explain(small, where_setup)
+        detail = explain_failure(found, where_setup, progress)
         return CheckResult(
             "schedules", False, runs, "schedules", time.monotonic() - started, detail
         )
@@ -98,18 +103,20 @@ def run_schedules(budget: float, progress: Progress, setup: Setup = Setup()) -> 
         )
         if found.failure is not None:
             return failed(found, setup)
-    fine = replace(setup, fine=True)
-    found = sample(
-        lambda seed: SHARED,
-        fine,
-        ("random", "pct2", "pct3"),
-        deadline=time.monotonic() + share,
-        min_runs=MIN_SHARED_RUNS,
-    )
-    runs += found.runs
-    progress(f"schedules: {SHARED.name}: {found.runs} schedules, preempting at every line")
-    if found.failure is not None:
-        return failed(found, fine)
+    if impl.compiled():  # fine mode preempts at Python lines: the compiled build has none
+        if setup != Setup():
+            raise FineModeNeedsPure("a planted file runs in fine mode only in the pure build")
+        shared_runs, detail = run_shared_in_pure_child(share, progress)
+        runs += shared_runs
+        if detail is not None:
+            return CheckResult(
+                "schedules", False, runs, "schedules", time.monotonic() - started, detail
+            )
+    else:
+        found = run_shared(setup, share, progress)
+        runs += found.runs
+        if found.failure is not None:
+            return failed(found, replace(setup, fine=True))
     modes = (DelayedEviction.ENABLED, DelayedEviction.DISABLED, DelayedEviction.MANUAL)
     for n, mode in enumerate(modes):
         each = replace(setup, opts=replace(setup.opts, delayed_eviction=mode))
@@ -129,6 +136,27 @@ def run_schedules(budget: float, progress: Progress, setup: Setup = Setup()) -> 
         if found.failure is not None:
             return failed(found, each)
     return CheckResult("schedules", True, runs, "schedules", time.monotonic() - started)
+
+
+def run_shared(setup: Setup, seconds: float, progress: Progress) -> Searched:
+    """Part 2: :data:`SHARED` in fine mode for ``seconds`` (at least :data:`MIN_SHARED_RUNS`)."""
+    found = sample(
+        lambda seed: SHARED,
+        replace(setup, fine=True),
+        ("random", "pct2", "pct3"),
+        deadline=time.monotonic() + seconds,
+        min_runs=MIN_SHARED_RUNS,
+    )
+    progress(f"schedules: {SHARED.name}: {found.runs} schedules, preempting at every line")
+    return found
+
+
+def explain_failure(found: Searched, setup: Setup, progress: Progress) -> str:
+    """``found``'s failure shrunk to the fewest preemptions, as a replayable trace."""
+    assert found.failure is not None
+    progress(f"schedules: {found.failure.program.name} failed; shrinking")
+    small = shrink(found.failure, setup, deadline=time.monotonic() + SHRINK_SECONDS)
+    return explain(small, setup)
 
 
 CHECKS = [

@@ -85,10 +85,19 @@ Check = Callable[[], list[str]]
 """A property checked at scheduling points where the file's lock is free: what is wrong."""
 
 
+class FineModeNeedsPure(RuntimeError):
+    """Fine mode was asked for while impl runs compiled (it would find no line to preempt at)."""
+
+
 class Scheduler:
     """Runs managed threads one at a time, as ``strategy`` picks (see the module docstring)."""
 
     def __init__(self, strategy: Strategy, *, fine: bool = False) -> None:
+        if fine and impl.compiled():
+            raise FineModeNeedsPure(
+                "fine mode preempts at the lines of impl's Python source, which the compiled "
+                f"build runs as machine code ({impl.build()}): run it with PGALLOC_PURE=1"
+            )
         self.strategy = strategy
         self.fine = fine
         """Also a point at every ``impl`` line a thread runs holding no controlled lock."""

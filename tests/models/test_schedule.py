@@ -11,10 +11,17 @@ from pathlib import Path
 
 import pytest
 
-from models.schedule.checks import RACES, SHARED
+import impl
+from models.schedule.checks import MIN_SHARED_RUNS, RACES, SHARED
 from models.schedule.program import Alloc, DecRef, MarkEvictable, Program, UpdateUsage, Write
+from models.schedule.pure_child import run_shared_in_pure_child
 from models.schedule.run import Setup, run_once
-from models.schedule.scheduler import ControlledLock, ControlledThread, Scheduler
+from models.schedule.scheduler import (
+    ControlledLock,
+    ControlledThread,
+    FineModeNeedsPure,
+    Scheduler,
+)
 from models.schedule.search import (
     exhaustive,
     explain,
@@ -148,6 +155,14 @@ _RANDOMISH = (
 
 
 def test_fine_mode_passes_on_impl() -> None:
+    if impl.compiled():  # no Python line to preempt at: refused, and the pure build runs it
+        with pytest.raises(FineModeNeedsPure, match="PGALLOC_PURE=1"):
+            Scheduler(RandomWalk(0), fine=True)
+        lines: list[str] = []
+        runs, detail = run_shared_in_pure_child(0.0, lines.append)
+        assert detail is None and runs >= MIN_SHARED_RUNS, (runs, detail)
+        assert any("preempting at every line" in line for line in lines), lines
+        return
     searched = sample(lambda seed: SHARED, Setup(fine=True), ("random",), deadline=0, min_runs=15)
     assert searched.failure is None, searched.failure and searched.failure.problems
 
