@@ -24,6 +24,8 @@ from pathlib import Path
 
 import pytest
 
+import impl
+
 ROOT = Path(__file__).resolve().parents[1]
 
 GOOD = """\
@@ -135,6 +137,19 @@ def test_the_installed_code_is_the_wheels(installed: Installed) -> None:
     for package in ("spec", "impl", "models"):
         assert (installed.site / package / "py.typed").is_file()
     assert (installed.site / "models" / "conformance" / "schemas" / "vector.schema.json").is_file()
+
+
+def test_the_wheel_carries_the_build_this_checkout_runs(installed: Installed) -> None:
+    """Compiled here, compiled in the wheel (CI says it must be: PGALLOC_EXPECT_BUILD)."""
+    done = installed.run("pgalloc", "--version")
+    assert done.returncode == 0, done.stderr
+    here = "compiled" if impl.compiled() else "pure Python"
+    if os.environ.get("PGALLOC_EXPECT_BUILD") == "compiled":
+        here = "compiled"
+    assert f"impl: {here}" in done.stdout, done.stdout
+    assert Path(
+        installed.run("python", "-c", "import impl.gaps as g; print(g.__file__)").stdout.strip()
+    ).is_relative_to(installed.site)
 
 
 def test_the_installed_corpus_replays_through_the_impl_driver(installed: Installed) -> None:
