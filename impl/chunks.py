@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 
 from impl.kernel import ChunkMapping, Kernel
 from spec.arguments import read_count
@@ -143,8 +144,12 @@ def _read_once(reader: Reader, target: memoryview, want: int) -> tuple[int, Base
     A function of its own so that ``fill``'s loop breaks outside any ``try``
     (mypyc compiles no ``break`` inside ``try``/``finally``).
     """
+    # What the reader returns is the caller's, unchecked: typed object, so that compiled
+    # code hands it to read_count as it is (a declared int would be converted, or refused
+    # with mypyc's TypeError, before read_count could classify it as the spec does).
+    readinto: Callable[[memoryview], object] = reader.readinto
     try:
-        return read_count(reader.readinto(target), want), None
+        return read_count(readinto(target), want), None
     except Exception as raised:  # the reader's error is part of the result
         return 0, raised
     finally:
