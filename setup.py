@@ -35,9 +35,10 @@ COMPILED = (
     "impl/usage.py",
     "impl/eviction.py",
     "impl/reclaimer.py",
+    "impl/operations.py",
 )
 """The modules compiled: the range sets, the state, accounting, the reclaimer and eviction
-steps. Interpreted stay ``kernel``, ``runtime`` and ``pressure``, the seams tests and the
+steps, and the client's hot operations. Interpreted stay ``kernel``, ``runtime`` and ``pressure``, the seams tests and the
 scheduler replace (their cost is the kernel's), and ``memory_file``, whose public methods
 take the caller's arguments: compiled, mypyc would convert each at the call, before the
 file checks it, taking ``True`` as 1 and refusing a str with its own TypeError, where the

@@ -17,14 +17,12 @@ the reclaimer's work is :class:`impl.reclaimer.Reclaimer` and the evictors'
 ``_reclaimer_class`` and ``_evictor_class``: a narrow seam for broken builds
 in tests). This module holds the client's methods and the file's lifecycle.
 
-Hot paths: ``allocate``, ``dec_ref`` and the reclaimer's steps (what an
-allocate/free/reclaim round trip runs) cost a few microseconds of interpreter
-time each, as much as the kernel work they wrap, so they avoid what costs
-there: they take ``mu`` with ``acquire``/``release`` in ``try``/``finally``
-(a ``with`` costs twice as much in 3.11), build ``FileRange`` results with
-``tuple.__new__`` (NamedTuple's ``__new__`` is Python code), and handle the
-usual single-segment case with one lookup and a fast path whose comment
-names the general code it is equivalent to.
+Hot paths: ``allocate``, ``inc_ref`` and ``dec_ref`` check here only that each
+argument has exactly the Python type it declares, then run their bodies in
+:mod:`impl.operations`, which the compiled build compiles (this module stays
+interpreted: compiled, its methods would convert their arguments at the call,
+``True`` to 1, before checking them). An argument of any other type is
+refused here as the spec refuses it, the file's liveness first.
 """
 
 from __future__ import annotations
@@ -35,9 +33,8 @@ import time
 from collections.abc import Callable, Hashable
 from typing import ClassVar
 
-from impl import eviction, reclaimer, usage
+from impl import eviction, operations, reclaimer, usage
 from impl.accounting import MEMORY_ACCOUNTING, MemoryAccounting
-from impl.books import FRESH, SYSTEM, Usage, add_ref, drop_ref
 from impl.chunks import Slices, fill
 from impl.eviction import Evictor
 from impl.kernel import DEFAULT_KERNEL, Kernel, ResidencyVector
@@ -62,12 +59,9 @@ from spec.errors import (
     RangeBeyondFile,
     UseAfterDestroy,
     eacces,
-    enomem,
 )
 from spec.vocabulary import (
-    CHUNK_MASK,
     CHUNK_SIZE,
-    HUGE_PAGE_SIZE,
     PAGE_SHIFT,
     PAGE_SIZE,
     UINT64_MAX,
@@ -89,11 +83,6 @@ log = logging.getLogger(__name__)
 _PAGE_MASK = PAGE_SIZE - 1
 _CHUNK_PAGES = CHUNK_SIZE >> PAGE_SHIFT
 
-_new_tuple = tuple.__new__
-"""``_new_tuple(FileRange, (start, end))`` is ``FileRange(start, end)`` built in C,
-without NamedTuple's Python-level ``__new__`` (it costs as much as a segment
-lookup; a round trip builds two)."""
-
 
 def _page_range(fr: object) -> FileRange:
     """``check_page_range``, with a fast path that accepts only what it accepts."""
@@ -107,6 +96,11 @@ def _page_range(fr: object) -> FileRange:
         ):
             return fr
     return check_page_range(fr)
+
+
+def _exactly_a_range(fr: object) -> bool:
+    """Whether ``fr`` is a FileRange of two ints, exactly the types the compiled code takes."""
+    return type(fr) is FileRange and type(fr[0]) is int and type(fr[1]) is int
 
 
 class MemoryFile:
@@ -211,33 +205,12 @@ class MemoryFile:
         Grows the file to the next chunk multiple if the range ends past it;
         ENOMEM if nothing fits. O(log n) in the number of usage segments.
         """
-        state = self._state
-        mu = state.mu
-        mu.acquire()  # (not `with`: see "Hot paths" in the module docstring)
-        try:
-            if state.destroyed:
-                self._require_live()  # raises
-            if not (type(length) is int and 0 < length <= UINT64_MAX and not length & _PAGE_MASK):
-                check_length(length)  # raises
-            if type(kind) is not MemoryKind:
+        if type(length) is not int or type(kind) is not MemoryKind:
+            with self._state.mu:  # refused as the spec refuses it (see "Hot paths")
+                self._require_live()
+                check_length(length)
                 check_kind(kind)
-            # Hugepage-and-larger allocations are hugepage-aligned, to suit hugetmpfs.
-            alignment = HUGE_PAGE_SIZE if length >= HUGE_PAGE_SIZE else PAGE_SIZE
-            size = state.file_size
-            found = state.usage.find_available_range(size, length, alignment)
-            if found is None:
-                raise enomem(f"no range of {length:#x} bytes fits in {size:#x}")
-            start, end = found
-            if end > size:
-                new_size = (end + CHUNK_MASK) & ~CHUNK_MASK
-                state.kernel.ftruncate(state.fd, new_size)
-                state.file_size = new_size
-            if state.manual_zeroing:
-                state.chunks.zero(start, end)
-            state.usage.insert(start, end, FRESH[kind])
-            return _new_tuple(FileRange, found)
-        finally:
-            mu.release()
+        return operations.allocate(self._state, length, kind)
 
     def allocate_and_fill(self, length: int, kind: MemoryKind, reader: Reader) -> FillResult:
         """AllocateAndFill: allocate, then fill from ``reader`` until full, EOF or error.
@@ -268,12 +241,9 @@ class MemoryFile:
 
     def inc_ref(self, fr: FileRange) -> None:
         """IncRef: one more reference on every page of ``fr`` (all must be referenced)."""
-        state = self._state
-        with state.mu:
-            self._require_live()
-            _page_range(fr)
-            usage.referenced(state.usage, fr, "IncRef")
-            state.usage.update(fr.start, fr.end, add_ref)
+        if not _exactly_a_range(fr):
+            self._refuse_range(fr)
+        operations.inc_ref(self._state, fr)
 
     def dec_ref(self, fr: FileRange) -> None:
         """DecRef: one reference fewer on every page of ``fr``.
@@ -281,36 +251,15 @@ class MemoryFile:
         Pages left with none join the reclaim set, accounted as System until
         reclaimed, and the reclaimer is signalled.
         """
-        state = self._state
-        mu = state.mu
-        mu.acquire()  # (not `with`: see "Hot paths" in the module docstring)
-        try:
-            if state.destroyed:
-                self._require_live()  # raises
-            start, end = _page_range(fr)
-            segment = state.usage.lower_bound(start)
-            if segment is not None and segment[0] <= start < end <= segment[1] and segment[2].refs:
-                # The usual case, a whole allocation in one segment: what the
-                # general path below does when that segment is the only part.
-                u = segment[2]
-                if u.refs == 1:
-                    self._free_locked(start, end, u)
-            else:
-                for s, e, u in usage.referenced(state.usage, fr, "DecRef"):
-                    if u.refs == 1:
-                        self._free_locked(s, e, u)
-            state.usage.update(start, end, drop_ref)
-        finally:
-            mu.release()
+        if not _exactly_a_range(fr):
+            self._refuse_range(fr)
+        operations.dec_ref(self._state, fr)
 
-    def _free_locked(self, start: int, end: int, u: Usage) -> None:
-        """``[start, end)`` of ``u`` lost its last reference: reclaim it, as System memory."""
-        state = self._state
-        state.reclaim.add(start, end)
-        if u.known_committed and u.kind is not SYSTEM:
-            state.books.freed(u.kind, end - start)
-        state.reclaimable = True
-        state.signal_reclaimer_locked()
+    def _refuse_range(self, fr: object) -> None:
+        """Raise what the spec raises for ``fr``, not a FileRange of two ints (see "Hot paths")."""
+        with self._state.mu:
+            self._require_live()
+            check_page_range(fr)
 
     # --- Decommit ----------------------------------------------------------------------------
 

@@ -16,41 +16,41 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple, Protocol, TypeVar, runtime_checkable
+from typing import Final, NamedTuple, Protocol, TypeVar, runtime_checkable
 
 # --- Constants ---------------------------------------------------------------
 
-PAGE_SIZE = 4096
+PAGE_SIZE: Final = 4096
 """usermem.PageSize."""
 
-PAGE_SHIFT = 12
+PAGE_SHIFT: Final = 12
 
-HUGE_PAGE_SIZE = 2 << 20
+HUGE_PAGE_SIZE: Final = 2 << 20
 """usermem.HugePageSize: allocations at least this long are aligned to it."""
 
-CHUNK_SHIFT = 30
-CHUNK_SIZE = 1 << CHUNK_SHIFT
+CHUNK_SHIFT: Final = 30
+CHUNK_SIZE: Final = 1 << CHUNK_SHIFT
 """The file is grown and mapped in 1 GiB chunks."""
 
-CHUNK_MASK = CHUNK_SIZE - 1
+CHUNK_MASK: Final = CHUNK_SIZE - 1
 
-UINT64_MAX = (1 << 64) - 1
-INT64_MAX = (1 << 63) - 1
+UINT64_MAX: Final = (1 << 64) - 1
+INT64_MAX: Final = (1 << 63) - 1
 
-MAX_PAGE = UINT64_MAX & ~(PAGE_SIZE - 1)
+MAX_PAGE: Final = UINT64_MAX & ~(PAGE_SIZE - 1)
 """The highest 64-bit page (the seed's ``maxPage``): the longest possible length."""
 
-FILL_BUFFER = 1 << 20
+FILL_BUFFER: Final = 1 << 20
 """How much ``allocate_and_fill`` asks its reader for at a time (invisible to callers)."""
 
-CLOCKS_PER_SEC = 100
+CLOCKS_PER_SEC: Final = 100
 """linux.CLOCKS_PER_SEC."""
 
-NANOSECOND = 1
-MILLISECOND = 1_000_000
-SECOND = 1_000_000_000
+NANOSECOND: Final = 1
+MILLISECOND: Final = 1_000_000
+SECOND: Final = 1_000_000_000
 
-RESCAN_INTERVAL = 1000 // CLOCKS_PER_SEC * MILLISECOND
+RESCAN_INTERVAL: Final = 1000 // CLOCKS_PER_SEC * MILLISECOND
 """update_usage never scans twice within this (10 ms): Linux updates usage at CONFIG_HZ."""
 
 

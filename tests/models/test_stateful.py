@@ -8,17 +8,21 @@ to fail, printing a reproducing program that names the rule at fault.
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from hypothesis import Phase, settings
 
-import impl.memory_file
 from impl import MemoryFile
 from impl.accounting import MemoryAccounting
 from impl.kernel import Kernel
 from models.stateful import DifferentialMachine, run_for, run_machine
-from spec.vocabulary import PAGE_SIZE, FileRange, MemoryFileOpts
+from spec.vocabulary import FileRange, MemoryFileOpts
+from tests.source_copy import copy_source
 
 logging.getLogger("impl").setLevel(logging.ERROR)  # injected punch failures warn every time
 
@@ -62,10 +66,31 @@ def test_a_reclaimer_that_never_reclaims_is_caught() -> None:
     assert "reclaim" in report
 
 
-def test_huge_allocations_aligned_to_pages_are_caught(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(impl.memory_file, "HUGE_PAGE_SIZE", PAGE_SIZE)
-    report = caught(DifferentialMachine)
-    assert "allocate" in report
+CAUGHT_IN_COPY = """
+from models.stateful import DifferentialMachine
+from tests.models.test_stateful import caught
+print(caught(DifferentialMachine))
+"""
+
+
+def test_huge_allocations_aligned_to_pages_are_caught(tmp_path: Path) -> None:
+    # A copy of the source, edited (and so pure Python: copies carry no compiled module).
+    copy = copy_source(tmp_path)
+    operations = copy / "impl" / "operations.py"
+    rule = "HUGE_PAGE_SIZE if length >= HUGE_PAGE_SIZE else PAGE_SIZE"
+    assert operations.read_text().count(rule) == 1, "the alignment rule moved: update this test"
+    operations.write_text(operations.read_text().replace(rule, "PAGE_SIZE"))
+    done = subprocess.run(
+        [sys.executable, "-c", CAUGHT_IN_COPY],
+        cwd=copy,
+        env={**os.environ, "PYTHONPATH": str(copy)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "allocate" in done.stdout
 
 
 class NeverScans(MemoryFile):
