@@ -7,8 +7,8 @@ compiled as optional extensions beside their ``.py`` files. When mypyc or a C
 compiler is missing, or a module does not compile, the install still succeeds
 and ``impl`` runs as pure Python; ``PGALLOC_PURE=1`` at build time skips the
 compiled build on purpose. ``impl/_compiled.json`` records the hash of each
-source compiled, so that ``impl`` loads a compiled module only while its
-``.py`` is unchanged (impl/_build.py).
+source compiled and of the spec modules it read, so that ``impl`` loads a
+compiled module only while they are unchanged (impl/_build.py).
 """
 
 from __future__ import annotations
@@ -38,12 +38,16 @@ COMPILED = (
     "impl/operations.py",
 )
 """The modules compiled: the range sets, the state, accounting, the reclaimer and eviction
-steps, and the client's hot operations. Interpreted stay ``kernel``, ``runtime`` and ``pressure``, the seams tests and the
-scheduler replace (their cost is the kernel's), and ``memory_file``, whose public methods
+steps, and the client's hot operations. Interpreted stay ``kernel``, ``runtime`` and
+``pressure``, the seams tests and the scheduler replace (their cost is the kernel's), and
+``memory_file``, whose public methods
 take the caller's arguments: compiled, mypyc would convert each at the call, before the
 file checks it, taking ``True`` as 1 and refusing a str with its own TypeError, where the
 file must raise the spec's InvalidArgument and change nothing (tests/impl/test_bad_input.py)."""
 
+INPUTS = ("spec/vocabulary.py", "spec/errors.py", "spec/arguments.py")
+"""What the compiled modules read of the spec at compile time (its Final constants are
+inlined): the only spec modules impl may import (tests/test_layering.py)."""
 GROUP = "pgalloc_impl"
 """mypyc's shared library for the group is the top-level module ``pgalloc_impl__mypyc``."""
 
@@ -93,9 +97,8 @@ class BuildWithManifest(build_ext):
             json.dumps(
                 {
                     "mypy": _mypy_version(),
-                    "modules": {
-                        source[:-3].replace("/", "."): _sha256(source) for source in COMPILED
-                    },
+                    "modules": {_name(source): _sha256(source) for source in COMPILED},
+                    "inputs": {_name(source): _sha256(source) for source in INPUTS},
                 },
                 indent=1,
                 sort_keys=True,
@@ -103,6 +106,10 @@ class BuildWithManifest(build_ext):
             + "\n"
         )
         say(f"compiled {len(COMPILED)} modules of impl with mypyc")
+
+
+def _name(source: str) -> str:
+    return source[:-3].replace("/", ".")
 
 
 def _sha256(source: str) -> str:

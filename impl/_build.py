@@ -6,9 +6,10 @@ module over its ``.py``; :func:`choose` installs :class:`PureFinder`, which
 lets only the modules the manifest lists load compiled, and none of them when
 
 * ``PGALLOC_PURE=1`` is set (the switch), or
-* a compiled module's source changed since it was compiled (an edit in an
-  editable install: running the stale compiled code would be wrong, so the
-  edit runs, with a warning saying how to rebuild).
+* a compiled module's source, or a spec module it read (its constants are
+  compiled in), changed since it was compiled (an edit in an editable
+  install: running the stale compiled code would be wrong, so the edit runs,
+  with a warning saying how to rebuild).
 
 This module stays interpreted and imports nothing of ``impl``: ``impl/__init__``
 imports it first, and its import makes the choice. :func:`describe` reports
@@ -28,6 +29,7 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 PURE_VARIABLE = "PGALLOC_PURE"
 HERE = Path(__file__).resolve().parent
@@ -56,20 +58,29 @@ class PureFinder(importlib.abc.MetaPathFinder):
         return importlib.util.spec_from_file_location(fullname, source)
 
 
+def _manifest() -> dict[str, Any]:
+    """``{"mypy": version, "modules": {name: sha256}, "inputs": {name: sha256}}``, or {}."""
+    try:
+        manifest: dict[str, Any] = json.loads(MANIFEST.read_text())
+    except (OSError, ValueError):
+        return {}
+    return manifest
+
+
 def compiled_modules() -> dict[str, str]:
     """The manifest's modules and their source hashes; empty if nothing was compiled."""
-    try:
-        modules: dict[str, str] = json.loads(MANIFEST.read_text())["modules"]
-    except (OSError, ValueError, KeyError):
-        return {}
+    modules: dict[str, str] = _manifest().get("modules", {})
     return modules
 
 
-def _changed(modules: dict[str, str]) -> list[str]:
-    """The compiled modules whose ``.py`` no longer has the hash it was compiled from."""
+def _changed() -> list[str]:
+    """The compiled modules, and the spec modules they read, changed since the build."""
+    manifest = _manifest()
+    recorded = {**manifest.get("modules", {}), **manifest.get("inputs", {})}
     changed = []
-    for name, digest in modules.items():
-        source = HERE / f"{name.rpartition('.')[2]}.py"
+    for name, digest in recorded.items():
+        package, _, module = name.rpartition(".")
+        source = HERE.parent / package / f"{module}.py"
         try:
             now = hashlib.sha256(source.read_bytes()).hexdigest()
         except OSError:
@@ -85,7 +96,7 @@ def choose() -> str | None:
     trusted: frozenset[str] = frozenset()
     if os.environ.get(PURE_VARIABLE) == "1":
         reason: str | None = f"{PURE_VARIABLE}=1"
-    elif changed := _changed(modules):
+    elif changed := _changed():
         reason = f"{', '.join(changed)} changed since compiled"
         warnings.warn(
             f"pgalloc: {reason}: running the pure-Python impl "
@@ -109,11 +120,7 @@ def describe() -> str:
     loaded = [sys.modules.get(name) for name in modules]
     native = sum(1 for module in loaded if module is not None and is_compiled(module))
     if modules and native == len(modules):
-        try:
-            mypy = json.loads(MANIFEST.read_text())["mypy"]
-        except (OSError, ValueError, KeyError):
-            mypy = "?"
-        return f"compiled (mypyc {mypy}, {native} modules)"
+        return f"compiled (mypyc {_manifest().get('mypy', '?')}, {native} modules)"
     if native:
         return f"MIXED: {native} of {len(modules)} modules compiled (reinstall pgalloc)"
     return f"pure Python ({REASON or 'not compiled at install'})"

@@ -16,6 +16,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import impl
 from tests.source_copy import ROOT
 
@@ -78,23 +80,26 @@ def test_the_seams_stay_interpreted_in_either_build() -> None:
         assert str(sys.modules[name].__file__).endswith(".py")
 
 
+@pytest.mark.parametrize("edited", ["impl/gaps.py", "spec/vocabulary.py"])
 def test_a_source_changed_since_compiled_runs_pure_and_says_how_to_rebuild(
-    tmp_path: Path,
+    tmp_path: Path, edited: str
 ) -> None:
+    """An edit to a compiled module, or to a spec module it read (its constants are inlined)."""
     copy = tmp_path / "src"
     shutil.copytree(ROOT / "impl", copy / "impl", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(ROOT / "spec", copy / "spec", ignore=shutil.ignore_patterns("__pycache__"))
     manifest = copy / "impl" / "_compiled.json"
     if not manifest.exists():  # not compiled here: a manifest as the build writes it
         modules = dict.fromkeys(_compiled_modules(), "0" * 64)
-        manifest.write_text(json.dumps({"mypy": "?", "modules": modules}))
+        inputs = {"spec.vocabulary": "0" * 64}
+        manifest.write_text(json.dumps({"mypy": "?", "modules": modules, "inputs": inputs}))
     else:  # an edit after the build
-        with (copy / "impl" / "gaps.py").open("a") as source:
+        with (copy / edited).open("a") as source:
             source.write("# edited after the build\n")
     env = {k: v for k, v in os.environ.items() if k != "PGALLOC_PURE"}
     build, files, stderr = _loaded(env, copy)
     assert build.startswith("pure Python (") and "changed since compiled" in build, build
-    assert "impl.gaps" in build
+    assert edited[:-3].replace("/", ".") in build
     assert "pip install -e ." in stderr
     assert all(file.startswith(str(copy)) and file.endswith(".py") for file in files), files
 
