@@ -405,7 +405,8 @@ class _Version(argparse.Action):
 
         import impl
 
-        parser.exit(message=f"pgalloc {version('pgalloc')}; impl: {impl.build()}\n")
+        print(f"pgalloc {version('pgalloc')}; impl: {impl.build()}")
+        parser.exit()
 
 
 def parser() -> argparse.ArgumentParser:

@@ -181,16 +181,21 @@ CHECK = textwrap.dedent(
 
 
 def _function_source(path: Path, cls: str, method: str) -> tuple[int, int]:
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ClassDef) and node.name == cls:
-            for item in node.body:
-                if isinstance(item, ast.FunctionDef) and item.name == method:
-                    return item.lineno, item.end_lineno or item.lineno
+    """The lines of ``cls.method``, or of the module's function ``method`` if ``cls`` is ""."""
+    tree = ast.parse(path.read_text())
+    scopes = [n.body for n in tree.body if isinstance(n, ast.ClassDef) and n.name == cls]
+    for body in [tree.body] if not cls else scopes:
+        for item in body:
+            if isinstance(item, ast.FunctionDef) and item.name == method:
+                return item.lineno, item.end_lineno or item.lineno
     raise LookupError(f"{cls}.{method} not in {path}")
 
 
 def _edit_method(path: Path, cls: str, method: str, old: str, new: str) -> None:
-    """Replace ``old`` by ``new`` inside ``cls.method`` only; it must occur there exactly once."""
+    """Replace ``old`` by ``new`` inside ``cls.method`` only; it must occur there exactly once.
+
+    ``cls`` "" names a function of the module.
+    """
     first, last = _function_source(path, cls, method)
     lines = path.read_text().splitlines(keepends=True)
     body = "".join(lines[first - 1 : last])
@@ -228,13 +233,8 @@ def test_a_copy_without_the_decommit_generation_fails_with_a_schedule(tmp_path: 
 
 def test_a_copy_with_inc_ref_unlocked_fails_with_a_schedule(tmp_path: Path) -> None:
     copy = copy_source(tmp_path, ("spec", "impl", "models"))
-    _edit_method(
-        copy / "impl" / "memory_file.py",
-        "MemoryFile",
-        "inc_ref",
-        "with state.mu:",
-        "if True:  # planted: no lock",
-    )
+    for step in ("mu.acquire()", "mu.release()"):
+        _edit_method(copy / "impl" / "operations.py", "", "inc_ref", step, "pass  # planted")
     out = _run_check_on(copy)
     assert out.startswith("FAILED"), out
     assert "shared-references" in out and "schedule: " in out and "fails again" in out
