@@ -6,7 +6,8 @@ Read in this order: :mod:`impl.kernel` (the one seam to the OS),
 :mod:`impl.chunks`, :mod:`impl.accounting`, :mod:`impl.books`,
 :mod:`impl.evictables`, :mod:`impl.state` (the file's state and its lock),
 :mod:`impl.usage`, :mod:`impl.eviction`, :mod:`impl.reclaimer` (the
-spec's seams), :mod:`impl.memory_file` (the allocator's client methods),
+spec's seams), :mod:`impl.operations` (the hot client methods' bodies),
+:mod:`impl.memory_file` (the allocator's client methods),
 :mod:`impl.pressure` (memory-cgroup notifications).
 
 The same source runs compiled by mypyc or as pure Python: :func:`build`
