@@ -35,6 +35,10 @@ from spec.vocabulary import (
 # Final: compiled, a Final module constant is a C static, not a lookup in the module's dict.
 _PAGE_MASK: Final = PAGE_SIZE - 1
 _new_tuple: Final = tuple.__new__
+_FILE_RANGE: Final = FileRange
+_FRESH: Final = tuple(FRESH[MemoryKind(value)] for value in range(len(MemoryKind)))
+"""FRESH indexed by the kind (an index costs less than a hash; the kinds are numbered from 0,
+or this raises ValueError at import)."""
 
 
 def require_live(state: FileState) -> None:
@@ -69,8 +73,8 @@ def allocate(state: FileState, length: int, kind: MemoryKind) -> FileRange:
             state.file_size = new_size
         if state.manual_zeroing:
             state.chunks.zero(start, end)
-        state.usage.insert(start, end, FRESH[kind])
-        result: FileRange = _new_tuple(FileRange, found)
+        state.usage.insert(start, end, _FRESH[kind])
+        result: FileRange = _new_tuple(_FILE_RANGE, found)
         return result
     finally:
         mu.release()
