@@ -97,7 +97,10 @@ class SegmentSet(Leaves, Generic[V]):
         every segment below ``file_size``); the caller validates them.
         O(log n) per gap visited.
         """
-        return self._gaps.find_available_range(file_size, length, alignment)
+        lasts = self._lasts
+        return self._gaps.find_available_range(
+            file_size, length, alignment, lasts[-1] if lasts else 0
+        )
 
     def first_gap(self, start: int, end: int) -> tuple[int, int] | None:
         """The first unallocated part of ``[start, end)``, None if all of it is allocated.
