@@ -224,8 +224,8 @@ class GapSet(Leaves):
             raise ValueError(f"[{start:#x}, {end:#x}) is not a non-empty free range")
         if start == range_start:
             if end == range_end:
-                del ends[i]
-                del sizes[i]
+                ends.pop(i)  # (pop, not del: compiled, del boxes the index and dispatches)
+                sizes.pop(i)
                 if len(ends) < self._load >> 1:
                     self._after_delete(b)
                 elif i == len(ends):

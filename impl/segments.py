@@ -57,7 +57,7 @@ class SegmentSet(Leaves, Generic[V]):
     ([(0, 20, 'a'), (30, 40, 'b')], (20, 30))
     """
 
-    __slots__ = ("_finger", "_gaps", "_len", "_starts", "_vals", "_version")
+    __slots__ = ("_finger_index", "_finger_leaf", "_gaps", "_len", "_starts", "_vals", "_version")
 
     def __init__(self, *, load: int = DEFAULT_LOAD) -> None:
         self._starts: list[list[int]] = []
@@ -66,8 +66,10 @@ class SegmentSet(Leaves, Generic[V]):
         super().__init__(load, (self._starts, self._ends, self._vals))
         self._len = 0
         self._version = 0
-        self._finger = (0, 0)
-        """The position of the segment the last insert made or extended."""
+        # The position of the segment the last insert made or extended (two
+        # ints, not a tuple: compiled, they are stored unboxed).
+        self._finger_leaf = 0
+        self._finger_index = 0
         self._gaps = GapSet(load=load)
         self._gaps.add(0, MAX_KEY)
 
@@ -178,7 +180,8 @@ class SegmentSet(Leaves, Generic[V]):
         # finger), with the previous segment in the same leaf (or none at all):
         # checking that costs less than two bisects. The finger may be stale,
         # even past the last leaf (the set may have shrunk since).
-        b, i = self._finger
+        b = self._finger_leaf
+        i = self._finger_index
         if not (
             b < count
             and i < len(ends := self._ends[b])
@@ -196,12 +199,17 @@ class SegmentSet(Leaves, Generic[V]):
             # (if any: at the very start there is none) at i - 1.
             starts = self._starts[b]
             vals = self._vals[b]
-            if i and ends[i - 1] == start and vals[i - 1] == value:
-                self._finger = (b, i - 1)
-                if starts[i] == end and vals[i] == value:
+            # (Values equal by identity first: equal values are usually one
+            # object here, and compiled, == on a generic value is a rich compare.)
+            if i and ends[i - 1] == start and (vals[i - 1] is value or vals[i - 1] == value):
+                self._finger_leaf = b
+                self._finger_index = i - 1
+                if starts[i] == end and (vals[i] is value or vals[i] == value):
                     # Fills a hole exactly: the next segment joins the previous.
-                    ends[i - 1] = ends[i]
-                    del starts[i], ends[i], vals[i]
+                    # (pop, not del: compiled, del boxes the index and dispatches.)
+                    starts.pop(i)
+                    ends[i - 1] = ends.pop(i)
+                    vals.pop(i)
                     self._len -= 1
                     if len(ends) < self._load >> 1:
                         self._after_delete(b)
@@ -209,15 +217,17 @@ class SegmentSet(Leaves, Generic[V]):
                         lasts[b] = ends[-1]
                 else:
                     ends[i - 1] = end
-            elif starts[i] == end and vals[i] == value:
+            elif starts[i] == end and (vals[i] is value or vals[i] == value):
                 starts[i] = start
-                self._finger = (b, i)
+                self._finger_leaf = b
+                self._finger_index = i
             else:
                 starts.insert(i, start)
                 ends.insert(i, end)
                 vals.insert(i, value)
                 self._len += 1
-                self._finger = (b, i)
+                self._finger_leaf = b
+                self._finger_index = i
                 if len(starts) > 2 * self._load:
                     self._split(b)
             return
@@ -234,7 +244,8 @@ class SegmentSet(Leaves, Generic[V]):
         else:
             merge_prev = False
         if merge_prev:
-            self._finger = (b - 1, len(prev_ends) - 1)
+            self._finger_leaf = b - 1
+            self._finger_index = len(prev_ends) - 1
             if merge_next:  # the next segment joins the previous one
                 prev_ends[-1] = lasts[b - 1] = self._ends[b][0]
                 del self._starts[b][0], self._ends[b][0], self._vals[b][0]
@@ -244,17 +255,20 @@ class SegmentSet(Leaves, Generic[V]):
                 prev_ends[-1] = lasts[b - 1] = end
         elif merge_next:
             self._starts[b][0] = start
-            self._finger = (b, 0)
+            self._finger_leaf = b
+            self._finger_index = 0
         else:
             self._len += 1
             if b == count:
                 self._append(start, end, value)
-                self._finger = (len(lasts) - 1, len(self._ends[-1]) - 1)
+                self._finger_leaf = len(lasts) - 1
+                self._finger_index = len(self._ends[-1]) - 1
             else:
                 self._starts[b].insert(0, start)
                 self._ends[b].insert(0, end)
                 self._vals[b].insert(0, value)
-                self._finger = (b, 0)
+                self._finger_leaf = b
+                self._finger_index = 0
                 if len(self._starts[b]) > 2 * self._load:
                     self._split(b)
 
