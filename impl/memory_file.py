@@ -32,8 +32,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Hashable
-from typing import ClassVar
+from collections.abc import Callable, Hashable, Iterable
+from typing import ClassVar, Final
 
 from mypy_extensions import mypyc_attr
 
@@ -72,7 +72,6 @@ from spec.vocabulary import (
     HUGE_PAGE_SIZE,
     PAGE_SHIFT,
     PAGE_SIZE,
-    UINT64_MAX,
     WRITE,
     AccessType,
     DelayedEviction,
@@ -88,10 +87,18 @@ from spec.vocabulary import (
 
 log = logging.getLogger(__name__)
 
-_PAGE_MASK = PAGE_SIZE - 1
 _CHUNK_PAGES = CHUNK_SIZE >> PAGE_SHIFT
 
-_new_tuple = tuple.__new__
+# The hot paths' constants, as Final copies: compiled, a Final is a C static,
+# where a name imported from the (interpreted) vocabulary is a dict lookup per use.
+_PAGE_SIZE: Final = PAGE_SIZE
+_PAGE_MASK: Final = PAGE_SIZE - 1
+_CHUNK_MASK: Final = CHUNK_MASK
+_SMALL: Final = (1 << 62) - 1
+"""The fast paths' checks accept offsets and lengths up to here and leave larger ones
+to ``spec.arguments``: compiled, larger ints are boxed and compare slowly."""
+
+_new_tuple: Final = tuple.__new__
 """``_new_tuple(FileRange, (start, end))`` is ``FileRange(start, end)`` built in C,
 without NamedTuple's Python-level ``__new__`` (it costs as much as a segment
 lookup; a round trip builds two)."""
@@ -104,7 +111,7 @@ def _page_range(fr: object) -> FileRange:
         if (
             type(start) is int
             and type(end) is int
-            and 0 <= start < end <= UINT64_MAX
+            and 0 <= start < end <= _SMALL
             and not (start | end) & _PAGE_MASK
         ):
             return fr
@@ -222,25 +229,31 @@ class MemoryFile:
         try:
             if state.destroyed:
                 self._require_live()  # raises
-            if not (type(length) is int and 0 < length <= UINT64_MAX and not length & _PAGE_MASK):
-                check_length(length)  # raises
+            if not (type(length) is int and 0 < length <= _SMALL and not length & _PAGE_MASK):
+                check_length(length)  # raises, unless a valid length beyond _SMALL
             if type(kind) is not MemoryKind:
                 check_kind(kind)
             # Hugepage-and-larger allocations are hugepage-aligned, to suit hugetmpfs.
-            alignment = HUGE_PAGE_SIZE if length >= HUGE_PAGE_SIZE else PAGE_SIZE
+            # (HUGE_PAGE_SIZE stays a module attribute, read once: a test plants a
+            # defect there.)
+            huge = HUGE_PAGE_SIZE
+            alignment = huge if length >= huge else _PAGE_SIZE
             size = state.file_size
-            found = state.usage.find_available_range(size, length, alignment)
+            # (An Iterable, not the tuple it is: compiled, it then goes to FileRange
+            # as it is, where a tuple[int, int] would be unboxed and boxed again.)
+            found: Iterable[int] | None = state.usage.find_available_range(size, length, alignment)
             if found is None:
                 raise enomem(f"no range of {length:#x} bytes fits in {size:#x}")
-            start, end = found
+            fr = _new_tuple(FileRange, found)
+            start, end = fr
             if end > size:
-                new_size = (end + CHUNK_MASK) & ~CHUNK_MASK
+                new_size = (end + _CHUNK_MASK) & ~_CHUNK_MASK
                 state.kernel.ftruncate(state.fd, new_size)
                 state.file_size = new_size
             if state.manual_zeroing:
                 state.chunks.zero(start, end)
             state.usage.insert(start, end, FRESH[kind])
-            return _new_tuple(FileRange, found)
+            return fr
         finally:
             mu.release()
 
