@@ -40,11 +40,10 @@ room, so the ``take`` that follows checks that range instead of bisecting.
 
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right
 from collections.abc import Iterator
 from typing import Final
 
-from impl.leaves import DEFAULT_LOAD, Leaves
+from impl.leaves import DEFAULT_LOAD, Leaves, bisect_left, bisect_right
 from spec.vocabulary import CHUNK_SIZE, INT64_MAX, UINT64_MAX
 
 MAX_KEY: Final = UINT64_MAX

@@ -21,7 +21,7 @@ on the caller's thread until the loop would block, which is what
 from __future__ import annotations
 
 import logging
-from typing import Literal, Protocol
+from typing import Final, Literal, Protocol
 
 from mypy_extensions import mypyc_attr
 
@@ -32,8 +32,8 @@ from spec.vocabulary import FileRange
 
 log = logging.getLogger(__name__)
 
-WAIT: Literal["wait"] = "wait"
-EXIT: Literal["exit"] = "exit"
+WAIT: Final = "wait"
+EXIT: Final = "exit"
 
 Taken = tuple[int, int] | Literal["wait", "exit"]
 """What a find step yields: a range taken off the reclaim set, or "wait" (idle), or "exit"."""

@@ -33,12 +33,11 @@ different values. Complexities, with ``n`` segments and leaves of ``B``:
 
 from __future__ import annotations
 
-from bisect import bisect_right
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
 from impl.gaps import MAX_KEY, GapSet
-from impl.leaves import DEFAULT_LOAD, Leaves
+from impl.leaves import DEFAULT_LOAD, Leaves, bisect_right
 
 __all__ = ["DEFAULT_LOAD", "MAX_KEY", "GapSet", "SegmentSet"]
 
