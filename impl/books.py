@@ -37,8 +37,9 @@ FREED_KNOWN: Final = Usage(SYSTEM, True, 0)
 UNREFERENCED_SYSTEM: Final[tuple[Usage, ...]] = (FREED, FREED_KNOWN)
 """Every value of pages the reclaimer may take (values compare by ==, so `in` finds them;
 compiled, `in` a tuple[Usage, ...] is the C containment test, identity first)."""
-FRESH: Final = {kind: Usage(kind, False, 1) for kind in MemoryKind}
-"""What a new allocation of each kind holds (made once: the allocation path is hot)."""
+FRESH: Final[tuple[Usage, ...]] = tuple(Usage(kind, False, 1) for kind in MemoryKind)
+"""What a new allocation of each kind holds, indexed by kind (made once: the allocation
+path is hot; compiled, indexing a tuple costs less than a dict lookup)."""
 
 
 def add_ref(u: Usage) -> Usage:

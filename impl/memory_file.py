@@ -98,6 +98,10 @@ _SMALL: Final = (1 << 62) - 1
 """The fast paths' checks accept offsets and lengths up to here and leave larger ones
 to ``spec.arguments``: compiled, larger ints are boxed and compare slowly."""
 
+_FileRange: Final = FileRange
+_MemoryKind: Final = MemoryKind
+"""The vocabulary's classes allocate uses, as Final copies (C statics, compiled)."""
+
 _new_tuple: Final = tuple.__new__
 """``_new_tuple(FileRange, (start, end))`` is ``FileRange(start, end)`` built in C,
 without NamedTuple's Python-level ``__new__`` (it costs as much as a segment
@@ -231,7 +235,7 @@ class MemoryFile:
                 self._require_live()  # raises
             if not (type(length) is int and 0 < length <= _SMALL and not length & _PAGE_MASK):
                 check_length(length)  # raises, unless a valid length beyond _SMALL
-            if type(kind) is not MemoryKind:
+            if type(kind) is not _MemoryKind:
                 check_kind(kind)
             # Hugepage-and-larger allocations are hugepage-aligned, to suit hugetmpfs.
             # (HUGE_PAGE_SIZE stays a module attribute, read once: a test plants a
@@ -244,7 +248,7 @@ class MemoryFile:
             found: Iterable[int] | None = state.usage.find_available_range(size, length, alignment)
             if found is None:
                 raise enomem(f"no range of {length:#x} bytes fits in {size:#x}")
-            fr = _new_tuple(FileRange, found)
+            fr = _new_tuple(_FileRange, found)
             start, end = fr
             if end > size:
                 new_size = (end + _CHUNK_MASK) & ~_CHUNK_MASK

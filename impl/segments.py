@@ -204,16 +204,15 @@ class SegmentSet(Leaves, Generic[V]):
                 self._finger_leaf = b
                 self._finger_index = i - 1
                 if starts[i] == end and (vals[i] is value or vals[i] == value):
-                    # Fills a hole exactly: the next segment joins the previous.
-                    # (pop, not del: compiled, del boxes the index and dispatches.)
+                    # Fills a hole exactly: the previous segment's start, the next
+                    # one's end. (pop, not del: compiled, del boxes the index and
+                    # dispatches; and no int moves: compiled, it would be re-boxed.)
                     starts.pop(i)
-                    ends[i - 1] = ends.pop(i)
+                    ends.pop(i - 1)
                     vals.pop(i)
                     self._len -= 1
-                    if len(ends) < self._load >> 1:
+                    if len(ends) < self._load >> 1:  # (the leaf's last end is unchanged)
                         self._after_delete(b)
-                    elif i == len(ends):
-                        lasts[b] = ends[-1]
                 else:
                     ends[i - 1] = end
             elif starts[i] == end and (vals[i] is value or vals[i] == value):
