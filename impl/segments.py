@@ -296,12 +296,20 @@ class SegmentSet(Leaves, Generic[V]):
         """
         if start >= end:
             return
-        count = len(self._lasts)
-        b0 = bisect_right(self._lasts, start)  # _position_after, inlined: this is hot
-        if b0 == count:
-            return
-        ends = self._ends[b0]
-        i0 = bisect_right(ends, start)
+        lasts = self._lasts
+        b0 = self._finger_leaf
+        i0 = self._finger_index
+        if not (  # the finger first, as in lower_bound
+            b0 < len(lasts)
+            and i0 < len(ends := self._ends[b0])
+            and start < ends[i0]
+            and (ends[i0 - 1] <= start if i0 else not b0 or lasts[b0 - 1] <= start)
+        ):
+            b0 = bisect_right(lasts, start)  # _position_after, inlined: this is hot
+            if b0 == len(lasts):
+                return
+            ends = self._ends[b0]
+            i0 = bisect_right(ends, start)
         if self._starts[b0][i0] >= end:
             return
         if ends[i0] >= end and self._update_one(b0, i0, start, end, fn):
@@ -406,11 +414,20 @@ class SegmentSet(Leaves, Generic[V]):
         """
         if start >= end:
             return
-        b0 = bisect_right(self._lasts, start)  # _position_after, inlined: this is hot
-        if b0 == len(self._lasts):
-            return
-        ends = self._ends[b0]
-        i0 = bisect_right(ends, start)
+        lasts = self._lasts
+        b0 = self._finger_leaf
+        i0 = self._finger_index
+        if not (  # the finger first, as in lower_bound
+            b0 < len(lasts)
+            and i0 < len(ends := self._ends[b0])
+            and start < ends[i0]
+            and (ends[i0 - 1] <= start if i0 else not b0 or lasts[b0 - 1] <= start)
+        ):
+            b0 = bisect_right(lasts, start)  # _position_after, inlined: this is hot
+            if b0 == len(lasts):
+                return
+            ends = self._ends[b0]
+            i0 = bisect_right(ends, start)
         if self._starts[b0][i0] >= end:
             return
         if ends[i0] >= end:
