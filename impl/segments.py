@@ -482,7 +482,9 @@ class SegmentSet(Leaves, Generic[V]):
         elif segment_end > end:
             starts[i] = end
         else:
-            del starts[i], ends[i], self._vals[b][i]
+            starts.pop(i)  # (pop, not del: compiled, del boxes the index and dispatches)
+            ends.pop(i)
+            self._vals[b].pop(i)
             self._len -= 1
             if not ends or (len(ends) < self._load >> 1 and len(self._lasts) > 1):
                 self._after_delete(b)
