@@ -40,14 +40,20 @@ room, so the ``take`` that follows checks that range instead of bisecting.
 
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right
 from collections.abc import Iterator
+from typing import Final
 
-from impl.leaves import DEFAULT_LOAD, Leaves
+from impl.leaves import DEFAULT_LOAD, Leaves, bisect_left, bisect_right
 from spec.vocabulary import CHUNK_SIZE, INT64_MAX, UINT64_MAX
 
-MAX_KEY = UINT64_MAX
-"""The largest offset; the last gap of a segment set ends here, as in gVisor."""
+MAX_KEY: Final = UINT64_MAX
+"""The largest offset; the last gap of a segment set ends here, as in gVisor.
+
+(``Final``: compiled, it is read from a C static rather than this module's
+dict. It is an int mypyc keeps boxed, as every int >= 2**62, so the hot
+paths avoid arithmetic and ordering comparisons on it and on the last gap's
+end and size; ``x != MAX_KEY`` with a small ``x`` costs one machine compare.)
+"""
 
 
 class GapSet(Leaves):
@@ -59,7 +65,7 @@ class GapSet(Leaves):
     [(0, 5), (7, 20)]
     """
 
-    __slots__ = ("_bounds", "_cap", "_found", "_sizes")
+    __slots__ = ("_bounds", "_cap", "_found_index", "_found_leaf", "_sizes")
 
     def __init__(self, *, load: int = DEFAULT_LOAD) -> None:
         self._ends: list[list[int]] = []
@@ -67,8 +73,10 @@ class GapSet(Leaves):
         self._bounds: list[int] = []
         super().__init__(load, (self._ends, self._sizes), (self._bounds,))
         self._cap = 0
-        self._found = (0, 0)
-        """Where find_available_range last found room: take() tries it before bisecting."""
+        # Where find_available_range last found room: take() tries it before
+        # bisecting. (Two ints, not a tuple: compiled, they are stored unboxed.)
+        self._found_leaf = 0
+        self._found_index = 0
 
     # --- the set interface ------------------------------------------------------------
 
@@ -192,7 +200,8 @@ class GapSet(Leaves):
         range can contain ``[start, end)``, so checking the candidate is enough).
         """
         lasts = self._lasts
-        b, i = self._found
+        b = self._found_leaf
+        i = self._found_index
         if b < len(lasts) and i < len(ends := self._ends[b]):
             sizes = self._sizes[b]
             range_end = ends[i]
@@ -214,8 +223,8 @@ class GapSet(Leaves):
             raise ValueError(f"[{start:#x}, {end:#x}) is not a non-empty free range")
         if start == range_start:
             if end == range_end:
-                del ends[i]
-                del sizes[i]
+                ends.pop(i)  # (pop, not del: compiled, del boxes the index and dispatches)
+                sizes.pop(i)
                 if len(ends) < self._load >> 1:
                     self._after_delete(b)
                 elif i == len(ends):
@@ -249,12 +258,15 @@ class GapSet(Leaves):
         return max(range_start, start), min(range_end, end)
 
     def find_available_range(
-        self, file_size: int, length: int, alignment: int
+        self, file_size: int, length: int, alignment: int, last_start: int
     ) -> tuple[int, int] | None:
         """The seed's ``findAvailableRange`` over these ranges taken as a segment set's gaps.
 
-        The set must hold the gaps of a segment set over ``[0, MAX_KEY)``; the
-        "last gap" is the range ending at ``MAX_KEY`` (empty if none does).
+        The set must hold the gaps of a segment set over ``[0, MAX_KEY)``, and
+        ``last_start`` must be where its last gap, the one ending at
+        ``MAX_KEY``, starts: the segment set's last end (0 if it is empty,
+        ``MAX_KEY`` if that gap is empty). The segment set knows it as a small
+        int; here it would cost big-int arithmetic on the gap's end and size.
         Preconditions, as ``spec.ranges.find_available_range``: ``alignment`` a
         power of two, ``length`` a non-zero page multiple, ``0 <= file_size <=
         INT64_MAX``, every segment below ``file_size``. Returns ``(start, end)``
@@ -263,21 +275,20 @@ class GapSet(Leaves):
         mask = alignment - 1
         lasts = self._lasts
         b = len(lasts) - 1
-        if b >= 0 and lasts[b] == MAX_KEY:
+        if last_start != MAX_KEY:  # the last gap is the last range
             sizes = self._sizes[b]
             i = len(sizes) - 1
-            last_start = MAX_KEY - sizes[i]
         else:  # the last gap is empty, at MAX_KEY
             b += 1
             sizes = []
             i = 0
-            last_start = MAX_KEY
         # The last gap: its end is MAX_KEY, clipped to the file size (which is smaller).
         end = file_size
         if end >= length:  # else end - length wraps: no gap can hold length
             start = (end - length) & ~mask
             if start >= last_start:
-                self._found = (b, i)
+                self._found_leaf = b
+                self._found_index = i
                 return start, start + length
             # Earlier gaps, each the previous one at least length long.
             while True:
@@ -295,9 +306,12 @@ class GapSet(Leaves):
                     break
                 start = (end - length) & ~mask
                 if start >= gap_end - sizes[i]:
-                    self._found = (b, i)
+                    self._found_leaf = b
+                    self._found_index = i
                     return start, start + length
-        self._found = (len(lasts) - 1, len(self._ends[-1]) - 1) if lasts else (0, 0)
+        if lasts:
+            self._found_leaf = len(lasts) - 1
+            self._found_index = len(self._ends[-1]) - 1
         return _grow(last_start, file_size, length, mask)
 
     # --- checking ---------------------------------------------------------------------

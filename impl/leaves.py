@@ -19,11 +19,17 @@ that stays, touches only ``_ends`` and ``_lasts``.
 
 from __future__ import annotations
 
+import bisect
 from itertools import pairwise
-from typing import Any
+from typing import Any, Final
 
 DEFAULT_LOAD = 500
 """Leaf size: big enough that leaves rarely split, small enough for O(B) scans."""
+
+bisect_left: Final = bisect.bisect_left
+bisect_right: Final = bisect.bisect_right
+"""The standard library's bisects, for the sets to locate with. (Final: compiled,
+a call reads a C static, where a name imported from ``bisect`` is a dict lookup.)"""
 
 
 class Leaves:

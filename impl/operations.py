@@ -16,6 +16,7 @@ plus the segments a range spans.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Final
 
 from impl import usage
@@ -27,18 +28,17 @@ from spec.vocabulary import (
     CHUNK_MASK,
     HUGE_PAGE_SIZE,
     PAGE_SIZE,
-    UINT64_MAX,
     FileRange,
     MemoryKind,
 )
 
 # Final: compiled, a Final module constant is a C static, not a lookup in the module's dict.
 _PAGE_MASK: Final = PAGE_SIZE - 1
+_SMALL: Final = (1 << 62) - 1
+"""The fast checks accept offsets and lengths up to here and leave larger ones to
+``spec.arguments``: compiled, larger ints are boxed and compare slowly."""
 _new_tuple: Final = tuple.__new__
 _FILE_RANGE: Final = FileRange
-_FRESH: Final = tuple(FRESH[MemoryKind(value)] for value in range(len(MemoryKind)))
-"""FRESH indexed by the kind (an index costs less than a hash; the kinds are numbered from 0,
-or this raises ValueError at import)."""
 
 
 def require_live(state: FileState) -> None:
@@ -48,8 +48,8 @@ def require_live(state: FileState) -> None:
 
 def page_range(start: int, end: int, fr: FileRange) -> None:
     """``check_page_range(fr)`` for a FileRange of two ints ``start``, ``end``."""
-    if not (0 <= start < end <= UINT64_MAX and not (start | end) & _PAGE_MASK):
-        check_page_range(fr)  # raises
+    if not (0 <= start < end <= _SMALL and not (start | end) & _PAGE_MASK):
+        check_page_range(fr)  # raises, unless a valid range beyond _SMALL
 
 
 def allocate(state: FileState, length: int, kind: MemoryKind) -> FileRange:
@@ -58,24 +58,26 @@ def allocate(state: FileState, length: int, kind: MemoryKind) -> FileRange:
     mu.acquire()
     try:
         require_live(state)
-        if not (0 < length <= UINT64_MAX and not length & _PAGE_MASK):
-            check_length(length)  # raises
+        if not (0 < length <= _SMALL and not length & _PAGE_MASK):
+            check_length(length)  # raises, unless a valid length beyond _SMALL
         # Hugepage-and-larger allocations are hugepage-aligned, to suit hugetmpfs.
         alignment = HUGE_PAGE_SIZE if length >= HUGE_PAGE_SIZE else PAGE_SIZE
         size = state.file_size
-        found = state.usage.find_available_range(size, length, alignment)
+        # (An Iterable, not the tuple it is: compiled, it then goes to FileRange as it
+        # is, where a tuple[int, int] would be unboxed and boxed again.)
+        found: Iterable[int] | None = state.usage.find_available_range(size, length, alignment)
         if found is None:
             raise enomem(f"no range of {length:#x} bytes fits in {size:#x}")
-        start, end = found
+        fr: FileRange = _new_tuple(_FILE_RANGE, found)
+        start, end = fr
         if end > size:
             new_size = (end + CHUNK_MASK) & ~CHUNK_MASK
             state.kernel.ftruncate(state.fd, new_size)
             state.file_size = new_size
         if state.manual_zeroing:
             state.chunks.zero(start, end)
-        state.usage.insert(start, end, _FRESH[kind])
-        result: FileRange = _new_tuple(_FILE_RANGE, found)
-        return result
+        state.usage.insert(start, end, FRESH[kind])
+        return fr
     finally:
         mu.release()
 

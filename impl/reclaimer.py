@@ -21,7 +21,7 @@ on the caller's thread until the loop would block, which is what
 from __future__ import annotations
 
 import logging
-from typing import Literal, Protocol
+from typing import Final, Literal, Protocol
 
 from mypy_extensions import mypyc_attr
 
@@ -32,8 +32,8 @@ from spec.vocabulary import FileRange
 
 log = logging.getLogger(__name__)
 
-WAIT: Literal["wait"] = "wait"
-EXIT: Literal["exit"] = "exit"
+WAIT: Final = "wait"
+EXIT: Final = "exit"
 
 Taken = tuple[int, int] | Literal["wait", "exit"]
 """What a find step yields: a range taken off the reclaim set, or "wait" (idle), or "exit"."""
@@ -162,8 +162,9 @@ class Reclaimer:
             s.mu.release()
 
     def reclaim_punch(self, taken: tuple[int, int]) -> None:
+        start, end = taken  # (not *taken: compiled, that is a Python-level call)
         try:
-            self.decommit(*taken)
+            self.decommit(start, end)
         except BaseException:
             # Neither punched nor zeroed: the range must never be handed out again,
             # so it stays in usage, unreferenced, and the reclaimer stops (the seed
@@ -175,10 +176,11 @@ class Reclaimer:
             raise
 
     def reclaim_mark(self, taken: tuple[int, int]) -> Taken:
+        start, end = taken  # (not *taken: compiled, that is a Python-level call)
         mu = self.state.mu
         mu.acquire()
         try:
-            self.mark_locked(*taken)
+            self.mark_locked(start, end)
             return self.find_locked()
         finally:
             mu.release()
@@ -221,8 +223,12 @@ def run_reclaimer(steps: ReclaimerSteps, runtime: Runtime) -> None:
     steps.reclaim_exit()
 
 
-def reclaim_until_idle(steps: ReclaimerSteps) -> list[FileRange]:
-    """Run reclaimer steps on this thread until it would wait; the ranges reclaimed, in order."""
+def reclaim_until_idle(steps: Reclaimer) -> list[FileRange]:
+    """Run reclaimer steps on this thread until it would wait; the ranges reclaimed, in order.
+
+    (``steps`` is typed as the class, not as :class:`ReclaimerSteps`: compiled,
+    its methods are then called natively rather than looked up by name.)
+    """
     reclaimed: list[FileRange] = []
     taken = steps.reclaim_find(True)
     while isinstance(taken, tuple):

@@ -33,12 +33,11 @@ different values. Complexities, with ``n`` segments and leaves of ``B``:
 
 from __future__ import annotations
 
-from bisect import bisect_right
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
 from impl.gaps import MAX_KEY, GapSet
-from impl.leaves import DEFAULT_LOAD, Leaves
+from impl.leaves import DEFAULT_LOAD, Leaves, bisect_right
 
 __all__ = ["DEFAULT_LOAD", "MAX_KEY", "GapSet", "SegmentSet"]
 
@@ -57,7 +56,7 @@ class SegmentSet(Leaves, Generic[V]):
     ([(0, 20, 'a'), (30, 40, 'b')], (20, 30))
     """
 
-    __slots__ = ("_finger", "_gaps", "_len", "_starts", "_vals", "_version")
+    __slots__ = ("_finger_index", "_finger_leaf", "_gaps", "_len", "_starts", "_vals", "_version")
 
     def __init__(self, *, load: int = DEFAULT_LOAD) -> None:
         self._starts: list[list[int]] = []
@@ -66,8 +65,10 @@ class SegmentSet(Leaves, Generic[V]):
         super().__init__(load, (self._starts, self._ends, self._vals))
         self._len = 0
         self._version = 0
-        self._finger = (0, 0)
-        """The position of the segment the last insert made or extended."""
+        # The position of the segment the last insert made or extended (two
+        # ints, not a tuple: compiled, they are stored unboxed).
+        self._finger_leaf = 0
+        self._finger_index = 0
         self._gaps = GapSet(load=load)
         self._gaps.add(0, MAX_KEY)
 
@@ -97,7 +98,10 @@ class SegmentSet(Leaves, Generic[V]):
         every segment below ``file_size``); the caller validates them.
         O(log n) per gap visited.
         """
-        return self._gaps.find_available_range(file_size, length, alignment)
+        lasts = self._lasts
+        return self._gaps.find_available_range(
+            file_size, length, alignment, lasts[-1] if lasts else 0
+        )
 
     def first_gap(self, start: int, end: int) -> tuple[int, int] | None:
         """The first unallocated part of ``[start, end)``, None if all of it is allocated.
@@ -107,12 +111,28 @@ class SegmentSet(Leaves, Generic[V]):
         return self._gaps.first_within(start, end)
 
     def lower_bound(self, position: int) -> tuple[int, int, V] | None:
-        """The first segment ending after ``position``, or None. O(log n)."""
-        b = bisect_right(self._lasts, position)  # _position_after, inlined: this is hot
-        if b == len(self._lasts):
-            return None
-        i = bisect_right(self._ends[b], position)
-        return self._starts[b][i], self._ends[b][i], self._vals[b][i]
+        """The first segment ending after ``position``, or None. O(log n).
+
+        Tries the finger first: a lookup tends to follow an insert there (an
+        allocation is freed, then reclaimed), and checking it costs less than
+        two bisects compiled, as much interpreted. (A stale finger only fails
+        the check.)
+        """
+        lasts = self._lasts
+        b = self._finger_leaf
+        i = self._finger_index
+        if not (
+            b < len(lasts)
+            and i < len(ends := self._ends[b])
+            and position < ends[i]
+            and (ends[i - 1] <= position if i else not b or lasts[b - 1] <= position)
+        ):
+            b = bisect_right(lasts, position)  # _position_after, inlined: this is hot
+            if b == len(lasts):
+                return None
+            ends = self._ends[b]
+            i = bisect_right(ends, position)
+        return self._starts[b][i], ends[i], self._vals[b][i]
 
     def segments(self, start: int, end: int) -> list[tuple[int, int, V]]:
         """The segments overlapping ``[start, end)``, clipped to it, in order.
@@ -175,7 +195,8 @@ class SegmentSet(Leaves, Generic[V]):
         # finger), with the previous segment in the same leaf (or none at all):
         # checking that costs less than two bisects. The finger may be stale,
         # even past the last leaf (the set may have shrunk since).
-        b, i = self._finger
+        b = self._finger_leaf
+        i = self._finger_index
         if not (
             b < count
             and i < len(ends := self._ends[b])
@@ -193,28 +214,34 @@ class SegmentSet(Leaves, Generic[V]):
             # (if any: at the very start there is none) at i - 1.
             starts = self._starts[b]
             vals = self._vals[b]
-            if i and ends[i - 1] == start and vals[i - 1] == value:
-                self._finger = (b, i - 1)
-                if starts[i] == end and vals[i] == value:
-                    # Fills a hole exactly: the next segment joins the previous.
-                    ends[i - 1] = ends[i]
-                    del starts[i], ends[i], vals[i]
+            # (Values equal by identity first: equal values are usually one
+            # object here, and compiled, == on a generic value is a rich compare.)
+            if i and ends[i - 1] == start and (vals[i - 1] is value or vals[i - 1] == value):
+                self._finger_leaf = b
+                self._finger_index = i - 1
+                if starts[i] == end and (vals[i] is value or vals[i] == value):
+                    # Fills a hole exactly: the previous segment's start, the next
+                    # one's end. (pop, not del: compiled, del boxes the index and
+                    # dispatches; and no int moves: compiled, it would be re-boxed.)
+                    starts.pop(i)
+                    ends.pop(i - 1)
+                    vals.pop(i)
                     self._len -= 1
-                    if len(ends) < self._load >> 1:
+                    if len(ends) < self._load >> 1:  # (the leaf's last end is unchanged)
                         self._after_delete(b)
-                    elif i == len(ends):
-                        lasts[b] = ends[-1]
                 else:
                     ends[i - 1] = end
-            elif starts[i] == end and vals[i] == value:
+            elif starts[i] == end and (vals[i] is value or vals[i] == value):
                 starts[i] = start
-                self._finger = (b, i)
+                self._finger_leaf = b
+                self._finger_index = i
             else:
                 starts.insert(i, start)
                 ends.insert(i, end)
                 vals.insert(i, value)
                 self._len += 1
-                self._finger = (b, i)
+                self._finger_leaf = b
+                self._finger_index = i
                 if len(starts) > 2 * self._load:
                     self._split(b)
             return
@@ -231,7 +258,8 @@ class SegmentSet(Leaves, Generic[V]):
         else:
             merge_prev = False
         if merge_prev:
-            self._finger = (b - 1, len(prev_ends) - 1)
+            self._finger_leaf = b - 1
+            self._finger_index = len(prev_ends) - 1
             if merge_next:  # the next segment joins the previous one
                 prev_ends[-1] = lasts[b - 1] = self._ends[b][0]
                 del self._starts[b][0], self._ends[b][0], self._vals[b][0]
@@ -241,17 +269,20 @@ class SegmentSet(Leaves, Generic[V]):
                 prev_ends[-1] = lasts[b - 1] = end
         elif merge_next:
             self._starts[b][0] = start
-            self._finger = (b, 0)
+            self._finger_leaf = b
+            self._finger_index = 0
         else:
             self._len += 1
             if b == count:
                 self._append(start, end, value)
-                self._finger = (len(lasts) - 1, len(self._ends[-1]) - 1)
+                self._finger_leaf = len(lasts) - 1
+                self._finger_index = len(self._ends[-1]) - 1
             else:
                 self._starts[b].insert(0, start)
                 self._ends[b].insert(0, end)
                 self._vals[b].insert(0, value)
-                self._finger = (b, 0)
+                self._finger_leaf = b
+                self._finger_index = 0
                 if len(self._starts[b]) > 2 * self._load:
                     self._split(b)
 
@@ -265,12 +296,20 @@ class SegmentSet(Leaves, Generic[V]):
         """
         if start >= end:
             return
-        count = len(self._lasts)
-        b0 = bisect_right(self._lasts, start)  # _position_after, inlined: this is hot
-        if b0 == count:
-            return
-        ends = self._ends[b0]
-        i0 = bisect_right(ends, start)
+        lasts = self._lasts
+        b0 = self._finger_leaf
+        i0 = self._finger_index
+        if not (  # the finger first, as in lower_bound
+            b0 < len(lasts)
+            and i0 < len(ends := self._ends[b0])
+            and start < ends[i0]
+            and (ends[i0 - 1] <= start if i0 else not b0 or lasts[b0 - 1] <= start)
+        ):
+            b0 = bisect_right(lasts, start)  # _position_after, inlined: this is hot
+            if b0 == len(lasts):
+                return
+            ends = self._ends[b0]
+            i0 = bisect_right(ends, start)
         if self._starts[b0][i0] >= end:
             return
         if ends[i0] >= end and self._update_one(b0, i0, start, end, fn):
@@ -375,11 +414,20 @@ class SegmentSet(Leaves, Generic[V]):
         """
         if start >= end:
             return
-        b0 = bisect_right(self._lasts, start)  # _position_after, inlined: this is hot
-        if b0 == len(self._lasts):
-            return
-        ends = self._ends[b0]
-        i0 = bisect_right(ends, start)
+        lasts = self._lasts
+        b0 = self._finger_leaf
+        i0 = self._finger_index
+        if not (  # the finger first, as in lower_bound
+            b0 < len(lasts)
+            and i0 < len(ends := self._ends[b0])
+            and start < ends[i0]
+            and (ends[i0 - 1] <= start if i0 else not b0 or lasts[b0 - 1] <= start)
+        ):
+            b0 = bisect_right(lasts, start)  # _position_after, inlined: this is hot
+            if b0 == len(lasts):
+                return
+            ends = self._ends[b0]
+            i0 = bisect_right(ends, start)
         if self._starts[b0][i0] >= end:
             return
         if ends[i0] >= end:
@@ -434,7 +482,9 @@ class SegmentSet(Leaves, Generic[V]):
         elif segment_end > end:
             starts[i] = end
         else:
-            del starts[i], ends[i], self._vals[b][i]
+            starts.pop(i)  # (pop, not del: compiled, del boxes the index and dispatches)
+            ends.pop(i)
+            self._vals[b].pop(i)
             self._len -= 1
             if not ends or (len(ends) < self._load >> 1 and len(self._lasts) > 1):
                 self._after_delete(b)
