@@ -8,8 +8,8 @@ as the spec does): compiled code converts an argument to its declared type at
 the call, which would take ``True`` as 1. Everything else is checked here,
 under the lock, in the seed's order: the file is live, then each value.
 
-Each operation takes ``mu`` with ``acquire``/``release`` (a ``with`` costs
-twice as much interpreted) and builds its ``FileRange`` with ``tuple.__new__``
+Each operation takes ``mu`` through ``FileState.mu_acquire``/``mu_release`` (a
+``with`` costs more) and builds its ``FileRange`` with ``tuple.__new__``
 (NamedTuple's ``__new__`` is Python code). O(log n) in the usage segments,
 plus the segments a range spans.
 """
@@ -54,8 +54,7 @@ def page_range(start: int, end: int, fr: FileRange) -> None:
 
 def allocate(state: FileState, length: int, kind: MemoryKind) -> FileRange:
     """Allocate (see ``MemoryFile.allocate``)."""
-    mu = state.mu
-    mu.acquire()
+    state.mu_acquire()
     try:
         require_live(state)
         if not (0 < length <= _SMALL and not length & _PAGE_MASK):
@@ -79,13 +78,12 @@ def allocate(state: FileState, length: int, kind: MemoryKind) -> FileRange:
         state.usage.insert(start, end, FRESH[kind])
         return fr
     finally:
-        mu.release()
+        state.mu_release()
 
 
 def inc_ref(state: FileState, fr: FileRange) -> None:
     """IncRef (see ``MemoryFile.inc_ref``)."""
-    mu = state.mu
-    mu.acquire()
+    state.mu_acquire()
     try:
         require_live(state)
         start, end = fr
@@ -93,13 +91,12 @@ def inc_ref(state: FileState, fr: FileRange) -> None:
         usage.referenced(state.usage, fr, "IncRef")
         state.usage.update(start, end, add_ref)
     finally:
-        mu.release()
+        state.mu_release()
 
 
 def dec_ref(state: FileState, fr: FileRange) -> None:
     """DecRef (see ``MemoryFile.dec_ref``)."""
-    mu = state.mu
-    mu.acquire()
+    state.mu_acquire()
     try:
         require_live(state)
         start, end = fr
@@ -117,7 +114,7 @@ def dec_ref(state: FileState, fr: FileRange) -> None:
                     free_locked(state, s, e, u)
         state.usage.update(start, end, drop_ref)
     finally:
-        mu.release()
+        state.mu_release()
 
 
 def free_locked(state: FileState, start: int, end: int, u: Usage) -> None:

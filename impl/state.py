@@ -56,6 +56,8 @@ class FileState:
         "kernel",
         "manual_zeroing",
         "mu",
+        "mu_acquire",
+        "mu_release",
         "reclaim",
         "reclaim_cond",
         "reclaimable",
@@ -94,6 +96,10 @@ class FileState:
         """The seed's defects restored (D1 to D3; none by default)."""
 
         self.mu = runtime.lock()
+        self.mu_acquire: Callable[[], object] = self.mu.acquire
+        self.mu_release: Callable[[], object] = self.mu.release
+        """``mu``'s acquire and release, bound once (the hot paths' lock: compiled, a call
+        through a bound method skips looking the method up by name)."""
         self.reclaim_cond = runtime.condition(self.mu)
         """Signalled when the reclaimer becomes runnable (work, an evictable mark, destroy)."""
         self.idle_cond = runtime.condition(self.mu)
