@@ -233,7 +233,7 @@ def test_a_copy_without_the_decommit_generation_fails_with_a_schedule(tmp_path: 
 
 def test_a_copy_with_inc_ref_unlocked_fails_with_a_schedule(tmp_path: Path) -> None:
     copy = copy_source(tmp_path, ("spec", "impl", "models"))
-    for step in ("mu.acquire()", "mu.release()"):
+    for step in ("state.mu_acquire()", "state.mu_release()"):
         _edit_method(copy / "impl" / "operations.py", "", "inc_ref", step, "pass  # planted")
     out = _run_check_on(copy)
     assert out.startswith("FAILED"), out
