@@ -153,13 +153,13 @@ class Reclaimer:
 
     def reclaim_find(self, manual: bool) -> Taken:
         s = self.state
-        s.mu.acquire()  # (not `with`: see "Hot paths" in impl.memory_file)
+        s.mu_acquire()  # (not `with`: see impl.operations)
         try:
             if manual and (not s.reclaimer_runnable or s.destroyed or s.reclaimer_failed):
                 return WAIT
             return self.find_locked()
         finally:
-            s.mu.release()
+            s.mu_release()
 
     def reclaim_punch(self, taken: tuple[int, int]) -> None:
         start, end = taken  # (not *taken: compiled, that is a Python-level call)
@@ -177,13 +177,13 @@ class Reclaimer:
 
     def reclaim_mark(self, taken: tuple[int, int]) -> Taken:
         start, end = taken  # (not *taken: compiled, that is a Python-level call)
-        mu = self.state.mu
-        mu.acquire()
+        s = self.state
+        s.mu_acquire()
         try:
             self.mark_locked(start, end)
             return self.find_locked()
         finally:
-            mu.release()
+            s.mu_release()
 
     def reclaim_wait(self) -> None:
         s = self.state
