@@ -36,7 +36,7 @@ from collections.abc import Callable
 import impl
 from bench.harness import Figure, at_most
 from impl import MemoryAccounting, MemoryFile
-from impl.books import Usage
+from impl.books import FRESH, Usage
 from impl.segments import SegmentSet
 from spec.vocabulary import PAGE_SIZE, FileRange, MemoryKind
 
@@ -46,8 +46,9 @@ GO_NS_PER_ALLOCATION = 160
 SIZES = (1_000, 100_000, 1_000_000)
 BATCH = 200
 ANON = MemoryKind.ANONYMOUS
-LIVE = Usage(ANON, False, 1)
-"""What ``MemoryFile.allocate`` stores for a fresh 4 KiB anonymous allocation."""
+LIVE = FRESH[ANON]
+"""What ``MemoryFile.allocate`` stores for a fresh anonymous allocation: the same object, as
+in a file built through the API (the sets compare values by identity first)."""
 
 
 def fragmented_set(n: int) -> SegmentSet[Usage]:
