@@ -80,7 +80,8 @@ def _measure(tree: Path, count: int) -> tuple[float, float]:
     out = subprocess.run(
         [sys.executable, "-c", MEASURE, str(count), "1"],
         cwd=tree,
-        env={"PYTHONPATH": str(tree), "PATH": "/usr/bin:/bin"},
+        # Both trees pure: the tree before has no compiled build to compare with.
+        env={"PYTHONPATH": str(tree), "PATH": "/usr/bin:/bin", "PGALLOC_PURE": "1"},
         capture_output=True,
         text=True,
         check=True,
