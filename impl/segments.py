@@ -111,28 +111,14 @@ class SegmentSet(Leaves, Generic[V]):
         return self._gaps.first_within(start, end)
 
     def lower_bound(self, position: int) -> tuple[int, int, V] | None:
-        """The first segment ending after ``position``, or None. O(log n).
+        """The first segment ending after ``position``, or None.
 
-        Tries the finger first: a lookup tends to follow an insert there (an
-        allocation is freed, then reclaimed), and checking it costs less than
-        two bisects compiled, as much interpreted. (A stale finger only fails
-        the check.)
+        O(log n); O(1) right after an insert there (see :meth:`_position_after`).
         """
-        lasts = self._lasts
-        b = self._finger_leaf
-        i = self._finger_index
-        if not (
-            b < len(lasts)
-            and i < len(ends := self._ends[b])
-            and position < ends[i]
-            and (ends[i - 1] <= position if i else not b or lasts[b - 1] <= position)
-        ):
-            b = bisect_right(lasts, position)  # _position_after, inlined: this is hot
-            if b == len(lasts):
-                return None
-            ends = self._ends[b]
-            i = bisect_right(ends, position)
-        return self._starts[b][i], ends[i], self._vals[b][i]
+        b, i = self._position_after(position)
+        if b == len(self._lasts):
+            return None
+        return self._starts[b][i], self._ends[b][i], self._vals[b][i]
 
     def segments(self, start: int, end: int) -> list[tuple[int, int, V]]:
         """The segments overlapping ``[start, end)``, clipped to it, in order.
@@ -296,20 +282,10 @@ class SegmentSet(Leaves, Generic[V]):
         """
         if start >= end:
             return
-        lasts = self._lasts
-        b0 = self._finger_leaf
-        i0 = self._finger_index
-        if not (  # the finger first, as in lower_bound
-            b0 < len(lasts)
-            and i0 < len(ends := self._ends[b0])
-            and start < ends[i0]
-            and (ends[i0 - 1] <= start if i0 else not b0 or lasts[b0 - 1] <= start)
-        ):
-            b0 = bisect_right(lasts, start)  # _position_after, inlined: this is hot
-            if b0 == len(lasts):
-                return
-            ends = self._ends[b0]
-            i0 = bisect_right(ends, start)
+        b0, i0 = self._position_after(start)
+        if b0 == len(self._lasts):
+            return
+        ends = self._ends[b0]
         if self._starts[b0][i0] >= end:
             return
         if ends[i0] >= end and self._update_one(b0, i0, start, end, fn):
@@ -414,20 +390,10 @@ class SegmentSet(Leaves, Generic[V]):
         """
         if start >= end:
             return
-        lasts = self._lasts
-        b0 = self._finger_leaf
-        i0 = self._finger_index
-        if not (  # the finger first, as in lower_bound
-            b0 < len(lasts)
-            and i0 < len(ends := self._ends[b0])
-            and start < ends[i0]
-            and (ends[i0 - 1] <= start if i0 else not b0 or lasts[b0 - 1] <= start)
-        ):
-            b0 = bisect_right(lasts, start)  # _position_after, inlined: this is hot
-            if b0 == len(lasts):
-                return
-            ends = self._ends[b0]
-            i0 = bisect_right(ends, start)
+        b0, i0 = self._position_after(start)
+        if b0 == len(self._lasts):
+            return
+        ends = self._ends[b0]
         if self._starts[b0][i0] >= end:
             return
         if ends[i0] >= end:
@@ -530,9 +496,24 @@ class SegmentSet(Leaves, Generic[V]):
     # --- internals ----------------------------------------------------------------------
 
     def _position_after(self, position: int) -> tuple[int, int]:
-        """The position of the first segment ending after ``position`` (or the end)."""
-        b = bisect_right(self._lasts, position)
-        if b == len(self._lasts):
+        """The position of the first segment ending after ``position`` (or ``(leaves, 0)``).
+
+        Tries the finger first: a lookup tends to follow an insert there (an
+        allocation is freed, then reclaimed), and checking it costs less than
+        two bisects compiled. (A stale finger only fails the check.)
+        """
+        lasts = self._lasts
+        b = self._finger_leaf
+        i = self._finger_index
+        if (
+            b < len(lasts)
+            and i < len(ends := self._ends[b])
+            and position < ends[i]
+            and (ends[i - 1] <= position if i else not b or lasts[b - 1] <= position)
+        ):
+            return b, i
+        b = bisect_right(lasts, position)
+        if b == len(lasts):
             return b, 0
         return b, bisect_right(self._ends[b], position)
 

@@ -1,14 +1,19 @@
 """A copy of the source tree to break on purpose, where checkers about the source show teeth.
 
-:func:`copy_source` copies the packages into a temporary directory;
-:func:`rename_method` and :func:`add_import` edit one file of the copy by its
-syntax tree's line numbers, so that an edit cannot silently miss.
+:func:`copy_source` copies the packages into a temporary directory (their
+source only: a copy runs the pure-Python build); :func:`rename_method` and
+:func:`add_import` edit one file of the copy by its syntax tree's line
+numbers, so that an edit cannot silently miss; :func:`run_in_copy` runs a
+script against the copy.
 """
 
 from __future__ import annotations
 
 import ast
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,3 +59,21 @@ def add_import(path: Path, module: str) -> None:
     lines = path.read_text().splitlines(keepends=True)
     lines.insert(after, f"import {module}  # planted\n")
     path.write_text("".join(lines))
+
+
+def run_in_copy(copy: Path, script: str, *args: str) -> str:
+    """What ``script`` printed, run by this interpreter with the copy first on the path.
+
+    It must exit 0 (AssertionError with its stderr otherwise).
+    """
+    done = subprocess.run(
+        [sys.executable, "-c", script, *args],
+        cwd=copy,
+        env={**os.environ, "PYTHONPATH": str(copy)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import ast
-import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -33,7 +30,7 @@ from models.schedule.search import (
 )
 from models.schedule.strategies import Exhaustive, Pct, RandomWalk, Replay
 from spec.vocabulary import DelayedEviction, MemoryFileOpts, SeedDefects
-from tests.source_copy import copy_source
+from tests.source_copy import copy_source, run_in_copy
 
 DECOMMIT_UNDER_SCAN, _, SPLIT_UNDER_SCAN = RACES
 
@@ -205,17 +202,7 @@ def _edit_method(path: Path, cls: str, method: str, old: str, new: str) -> None:
 
 
 def _run_check_on(copy: Path, budget: float = 15.0) -> str:
-    done = subprocess.run(
-        [sys.executable, "-c", CHECK, str(budget)],
-        cwd=copy,
-        env={**os.environ, "PYTHONPATH": str(copy)},
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout
+    return run_in_copy(copy, CHECK, str(budget))
 
 
 def test_a_copy_without_the_decommit_generation_fails_with_a_schedule(tmp_path: Path) -> None:

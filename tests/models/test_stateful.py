@@ -8,9 +8,6 @@ to fail, printing a reproducing program that names the rule at fault.
 from __future__ import annotations
 
 import logging
-import os
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,7 +19,7 @@ from impl.accounting import MemoryAccounting
 from impl.kernel import Kernel
 from models.stateful import DifferentialMachine, run_for, run_machine
 from spec.vocabulary import FileRange, MemoryFileOpts
-from tests.source_copy import copy_source
+from tests.source_copy import copy_source, run_in_copy
 
 logging.getLogger("impl").setLevel(logging.ERROR)  # injected punch failures warn every time
 
@@ -80,17 +77,7 @@ def test_huge_allocations_aligned_to_pages_are_caught(tmp_path: Path) -> None:
     rule = "HUGE_PAGE_SIZE if length >= HUGE_PAGE_SIZE else PAGE_SIZE"
     assert operations.read_text().count(rule) == 1, "the alignment rule moved: update this test"
     operations.write_text(operations.read_text().replace(rule, "PAGE_SIZE"))
-    done = subprocess.run(
-        [sys.executable, "-c", CAUGHT_IN_COPY],
-        cwd=copy,
-        env={**os.environ, "PYTHONPATH": str(copy)},
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    assert "allocate" in done.stdout
+    assert "allocate" in run_in_copy(copy, CAUGHT_IN_COPY)
 
 
 class NeverScans(MemoryFile):
