@@ -44,7 +44,7 @@ def build() -> str:
 
 def compiled() -> bool:
     """Whether every module compiled at install is loaded compiled (see :func:`build`)."""
-    return _build.describe().startswith("compiled")
+    return bool(_build.COMPILED) and _build.loaded_compiled() == len(_build.COMPILED)
 
 
 __all__ = [

@@ -29,12 +29,11 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, Final
 
 PURE_VARIABLE = "PGALLOC_PURE"
 HERE = Path(__file__).resolve().parent
-MANIFEST = HERE / "_compiled.json"
-"""Written by setup.py's build: ``{"mypy": version, "modules": {name: source sha256}}``."""
+MANIFEST_PATH = HERE / "_compiled.json"
 
 
 class PureFinder(importlib.abc.MetaPathFinder):
@@ -58,25 +57,25 @@ class PureFinder(importlib.abc.MetaPathFinder):
         return importlib.util.spec_from_file_location(fullname, source)
 
 
-def _manifest() -> dict[str, Any]:
-    """``{"mypy": version, "modules": {name: sha256}, "inputs": {name: sha256}}``, or {}."""
+def _read_manifest() -> dict[str, Any]:
+    """The build's manifest, or {} if nothing was compiled."""
     try:
-        manifest: dict[str, Any] = json.loads(MANIFEST.read_text())
+        manifest: dict[str, Any] = json.loads(MANIFEST_PATH.read_text())
     except (OSError, ValueError):
         return {}
     return manifest
 
 
-def compiled_modules() -> dict[str, str]:
-    """The manifest's modules and their source hashes; empty if nothing was compiled."""
-    modules: dict[str, str] = _manifest().get("modules", {})
-    return modules
+MANIFEST: Final = _read_manifest()
+"""Written by setup.py's build: ``{"mypy": version, "modules": {name: source sha256},
+"inputs": {name: sha256}}`` (the spec modules the compiled ones read); read once."""
+COMPILED: Final[dict[str, str]] = MANIFEST.get("modules", {})
+"""The modules compiled and the hashes of their sources; empty if nothing was compiled."""
 
 
 def _changed() -> list[str]:
     """The compiled modules, and the spec modules they read, changed since the build."""
-    manifest = _manifest()
-    recorded = {**manifest.get("modules", {}), **manifest.get("inputs", {})}
+    recorded = {**COMPILED, **MANIFEST.get("inputs", {})}
     changed = []
     for name, digest in recorded.items():
         package, _, module = name.rpartition(".")
@@ -92,7 +91,6 @@ def _changed() -> list[str]:
 
 def choose() -> str | None:
     """Install the :class:`PureFinder` this process needs; why it runs pure, or None."""
-    modules = compiled_modules()
     trusted: frozenset[str] = frozenset()
     if os.environ.get(PURE_VARIABLE) == "1":
         reason: str | None = f"{PURE_VARIABLE}=1"
@@ -104,10 +102,16 @@ def choose() -> str | None:
             stacklevel=3,
         )
     else:
-        reason, trusted = None, frozenset(modules)
+        reason, trusted = None, frozenset(COMPILED)
     sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, PureFinder)]
     sys.meta_path.insert(0, PureFinder(trusted))
     return reason
+
+
+def loaded_compiled() -> int:
+    """How many of the modules compiled at install are loaded compiled."""
+    loaded = [sys.modules.get(name) for name in COMPILED]
+    return sum(1 for module in loaded if module is not None and is_compiled(module))
 
 
 def describe() -> str:
@@ -116,13 +120,11 @@ def describe() -> str:
     ``compiled (mypyc 2.4.1, 12 modules)``, or ``pure Python (why)``. A mix
     (some compiled, some not) is said as such: it is a broken install.
     """
-    modules = compiled_modules()
-    loaded = [sys.modules.get(name) for name in modules]
-    native = sum(1 for module in loaded if module is not None and is_compiled(module))
-    if modules and native == len(modules):
-        return f"compiled (mypyc {_manifest().get('mypy', '?')}, {native} modules)"
+    native = loaded_compiled()
+    if COMPILED and native == len(COMPILED):
+        return f"compiled (mypyc {MANIFEST.get('mypy', '?')}, {native} modules)"
     if native:
-        return f"MIXED: {native} of {len(modules)} modules compiled (reinstall pgalloc)"
+        return f"MIXED: {native} of {len(COMPILED)} modules compiled (reinstall pgalloc)"
     return f"pure Python ({REASON or 'not compiled at install'})"
 
 

@@ -57,7 +57,6 @@ from spec.arguments import (
 from spec.errors import (
     InvalidArgument,
     RangeBeyondFile,
-    UseAfterDestroy,
     eacces,
 )
 from spec.vocabulary import (
@@ -194,8 +193,7 @@ class MemoryFile:
             log.warning("Failed to pre-map MemoryFile PROT_EXEC: %s", error)
 
     def _require_live(self) -> None:
-        if self._state.destroyed:
-            raise UseAfterDestroy("the MemoryFile has been destroyed")
+        operations.require_live(self._state)
 
     # --- Allocation ----------------------------------------------------------------------
 

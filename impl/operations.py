@@ -42,6 +42,7 @@ _FILE_RANGE: Final = FileRange
 
 
 def require_live(state: FileState) -> None:
+    """UseAfterDestroy once the file is destroyed (every client method checks first)."""
     if state.destroyed:
         raise UseAfterDestroy("the MemoryFile has been destroyed")
 
