@@ -70,6 +70,10 @@ def main() -> int:
             if build in builds or build == "any":
                 print(f"running {module} ({build})...", file=sys.stderr, flush=True)
                 rows += [(build, f) for f in measure(module, build, args.quick)]
+    if not rows:
+        names = ", ".join(args.only)
+        print(f"python -m bench: no benchmark measured (no bench_NAME for --only {names})")
+        return 2
     print(table(rows))
     judged = builds[-1]  # the compiled build, when there is one
     return 0 if all(f.met for build, f in rows if build in (judged, "any")) else 1
