@@ -63,7 +63,7 @@ def test_shards_draw_apart_under_hypothesis(
     assert check_run.run_checks(1.0, ["seeds"], jobs=3) == 1  # shard 3/3 draws seed 5
     err = capsys.readouterr().err
     assert "[seeds shard 3/3] seeds: drew [2, 5, 8, 11]" in err
-    drawn = re.findall(r"\[seeds shard (\d)/3\] .*hypothesis drew (\d+)", err)
+    drawn = re.findall(r"\[seeds shard (\d)/3\] .*hypothesis drew ([\d,]+)", err)
     assert sorted(shard for shard, _ in drawn) == ["1", "2", "3"]
     assert len({value for _, value in drawn}) == 3
 
